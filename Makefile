@@ -1,0 +1,39 @@
+# porapp: `make demo` runs the service, `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint install tools check-migrations bench clean lock
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	DEBUG=1 $(PY) manage.py rundemo
+
+test: install
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check-migrations: install
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+bench: install
+	$(PY) bench/merkle_bench.py
+
+lock: install
+	{ echo "# Exact pins (pip freeze of the resolved set). Regenerate with: make lock"; \
+	  $(VENV)/bin/pip freeze --exclude-editable; } > requirements.txt
+
+clean:
+	rm -rf $(VENV) var node_modules

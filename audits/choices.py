@@ -1,0 +1,8 @@
+"""Enumerations stored in the database, in one place."""
+
+from django.db import models
+
+
+class AssetKind(models.TextChoices):
+    STOCK = "stock", "Stock"
+    ETF = "etf", "ETF"

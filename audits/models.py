@@ -1,0 +1,142 @@
+"""What porapp stores. Behaviour lives in the service modules, not here."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from audits.choices import AssetKind
+from audits.validators import validate_evm_address, validate_isin, validate_lei
+
+
+class Asset(models.Model):
+    """A tokenized instrument backed 1:1 (or by `shares_per_token`) by real shares."""
+
+    code = models.CharField(max_length=32, unique=True, help_text="Token code, e.g. AAPLx.")
+    name = models.CharField(max_length=200)
+    isin = models.CharField(
+        "underlying ISIN",
+        max_length=12,
+        unique=True,
+        validators=[validate_isin],
+        help_text="ISIN of the underlying share or ETF unit, check digit included.",
+    )
+    kind = models.CharField(max_length=8, choices=AssetKind.choices, default=AssetKind.STOCK)
+    decimals = models.PositiveSmallIntegerField(
+        "token decimals",
+        default=18,
+        validators=[MaxValueValidator(36)],
+        help_text="Decimals of the token's canonical unit (per-chain decimals may differ).",
+    )
+    shares_per_token = models.DecimalField(
+        max_digits=30,
+        decimal_places=18,
+        default=Decimal(1),
+        validators=[MinValueValidator(Decimal("0.000000000000000001"))],
+        help_text="Underlying shares that back one whole token.",
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+
+class Custodian(models.Model):
+    """An institution holding the underlying shares in safekeeping."""
+
+    name = models.CharField(max_length=200)
+    lei = models.CharField(
+        "LEI",
+        max_length=20,
+        unique=True,
+        validators=[validate_lei],
+        help_text="ISO 17442 Legal Entity Identifier, 20 characters.",
+    )
+    contact = models.EmailField(blank=True, help_text="Operations contact, seen by admins only.")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustodianUser(models.Model):
+    """Links a login to exactly one custodian; such a user sees only that custodian's data."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="custodian_link"
+    )
+    custodian = models.ForeignKey(Custodian, on_delete=models.PROTECT, related_name="users")
+
+    class Meta:
+        verbose_name = "custodian user"
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.custodian}"
+
+    def clean(self) -> None:
+        # A staff flag would open the admin, where every custodian's data is visible.
+        if self.user_id and (self.user.is_staff or self.user.is_superuser):
+            raise ValidationError({"user": "A custodian user cannot be staff or superuser."})
+
+
+class Chain(models.Model):
+    """An EVM chain identified by its EIP-155 chain id."""
+
+    chain_id = models.PositiveBigIntegerField(
+        "EIP-155 chain id", unique=True, validators=[MinValueValidator(1)]
+    )
+    name = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["chain_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.chain_id})"
+
+
+class TokenDeployment(models.Model):
+    """An asset's token contract on one chain."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="deployments")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="deployments")
+    address = models.CharField(
+        "contract address",
+        max_length=42,
+        validators=[validate_evm_address],
+        help_text="EIP-55 checksummed contract address.",
+    )
+    decimals = models.PositiveSmallIntegerField(
+        "token decimals on this chain", validators=[MaxValueValidator(36)]
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["asset__code", "chain__chain_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "address"], name="unique_contract_per_chain")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset.code} on {self.chain.name}"
+
+
+class Heartbeat(models.Model):
+    """Last time a background component proved it was alive by writing here."""
+
+    component = models.CharField(max_length=100, unique=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    last_seen = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.component} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,68 @@
+"""Field validators for identifiers; each message says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+from stdnum import isin as stdnum_isin
+from stdnum import lei as stdnum_lei
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
+
+
+def _stdnum_message(kind: str, value: str, exc: Exception) -> str:
+    if isinstance(exc, InvalidChecksum):
+        return f"{value!r} is not a valid {kind}: the check digit is wrong."
+    if isinstance(exc, InvalidLength):
+        return f"{value!r} is not a valid {kind}: wrong length."
+    if isinstance(exc, InvalidComponent):
+        return f"{value!r} is not a valid {kind}: unknown country code."
+    if isinstance(exc, InvalidFormat):
+        return f"{value!r} is not a valid {kind}: only digits and capital letters are allowed."
+    return f"{value!r} is not a valid {kind}."
+
+
+def validate_isin(value: str) -> None:
+    """Refuse anything that is not an ISO 6166 ISIN with a correct check digit."""
+    try:
+        stdnum_isin.validate(value)
+    except Exception as exc:
+        raise ValidationError(_stdnum_message("ISIN", value, exc), code="invalid_isin") from None
+    if stdnum_isin.compact(value) != value:
+        raise ValidationError(
+            f"Write the ISIN without spaces or lowercase letters: {stdnum_isin.compact(value)}.",
+            code="invalid_isin",
+        )
+
+
+def validate_lei(value: str) -> None:
+    """Refuse anything that is not an ISO 17442 LEI with correct check digits."""
+    # python-stdnum checks only the mod-97 digits; ISO 17442 also fixes the length at 20.
+    if len(value) != 20:
+        raise ValidationError(
+            f"{value!r} is not a valid LEI: wrong length ({len(value)} characters, expected 20).",
+            code="invalid_lei",
+        )
+    try:
+        stdnum_lei.validate(value)
+    except Exception as exc:
+        raise ValidationError(_stdnum_message("LEI", value, exc), code="invalid_lei") from None
+    if stdnum_lei.compact(value) != value:
+        raise ValidationError(
+            f"Write the LEI without spaces or lowercase letters: {stdnum_lei.compact(value)}.",
+            code="invalid_lei",
+        )
+
+
+def validate_evm_address(value: str) -> None:
+    """Refuse anything that is not a 20-byte hex address in EIP-55 checksum form."""
+    if not is_hex_address(value) or not value.startswith("0x"):
+        raise ValidationError(
+            f"{value!r} is not an EVM address: expected 0x followed by 40 hex digits.",
+            code="invalid_address",
+        )
+    if not is_checksum_address(value):
+        raise ValidationError(
+            f"{value!r} fails its EIP-55 checksum; the checksummed form is "
+            f"{to_checksum_address(value)} (check you copied the right address).",
+            code="invalid_address",
+        )

@@ -1,0 +1,20 @@
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from audits.health import run_checks
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """200 when the database and broker answer, else 503 naming what failed."""
+    checks = run_checks()
+    ok = all(c.ok for c in checks)
+    body = {
+        "status": "ok" if ok else "fail",
+        "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks},
+    }
+    if not ok:
+        body["failed"] = [c.name for c in checks if not c.ok]
+    return JsonResponse(body, status=200 if ok else 503)

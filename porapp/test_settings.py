@@ -1,0 +1,20 @@
+"""Settings for the test suite: the real settings plus a throw-away key and fast hashing."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+
+from porapp.settings import *  # noqa: E402, F403
+from porapp.settings import DATABASES, VAR_DIR  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A file, not :memory:, so a Celery worker in another process can open the test database.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+# One queue per test run: parallel runs sharing a broker never take each other's tasks.
+# Set in the environment so the worker processes the tests start inherit the same name.
+os.environ.setdefault("CELERY_QUEUE", f"porapp-test-{os.getpid()}")
+CELERY_TASK_DEFAULT_QUEUE = os.environ["CELERY_QUEUE"]

@@ -1,0 +1,79 @@
+"""Shared fixtures: named users for permission tests, API clients and a real Celery worker."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from audits.demo import load_demo_data
+from audits.models import Custodian, CustodianUser
+
+
+@pytest.fixture
+def demo(db):
+    """The demo reference data set."""
+    load_demo_data()
+
+
+@pytest.fixture
+def custodian_a(demo) -> Custodian:
+    return Custodian.objects.get(lei="5493001KJTIIGC8Y1R12")
+
+
+@pytest.fixture
+def custodian_b(demo) -> Custodian:
+    return Custodian.objects.get(lei="2138009Y59EAR7H1UO97")
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_user(
+        "admin", "admin@example.com", "pw", is_staff=True, is_superuser=True
+    )
+
+
+def _custodian_user(django_user_model, username: str, custodian: Custodian):
+    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
+    CustodianUser.objects.create(user=user, custodian=custodian)
+    return user
+
+
+@pytest.fixture
+def owner(django_user_model, custodian_a):
+    """A custodian user of custodian A."""
+    return _custodian_user(django_user_model, "owner", custodian_a)
+
+
+@pytest.fixture
+def teammate(django_user_model, custodian_a):
+    """A second user of custodian A."""
+    return _custodian_user(django_user_model, "teammate", custodian_a)
+
+
+@pytest.fixture
+def outsider(django_user_model, custodian_b):
+    """A custodian user of custodian B, who must never see A's data."""
+    return _custodian_user(django_user_model, "outsider", custodian_b)
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def admin_api(admin_user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    return client
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real `celery worker` process on the configured broker and the test database."""
+    from tests.celery_worker import WorkerProcess
+
+    with django_db_blocker.unblock():
+        worker = WorkerProcess(tmp_path_factory.mktemp("celery") / "worker.log")
+    yield worker
+    worker.stop()
