@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install tools check-migrations bench clean lock
+.PHONY: demo test lint typecheck install tools check-migrations bench clean lock
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -15,15 +15,21 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
-demo: install
+tools:
+	scripts/install-tools.sh
+
+demo: install tools
 	DEBUG=1 $(PY) manage.py rundemo
 
-test: install
-	$(PY) -m pytest -n 2 --dist loadfile -q
+test: install tools
+	$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy porapp audits
 
 check-migrations: install
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from django.contrib.auth import get_user_model

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, QuerySet
 from django.http import Http404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -52,7 +53,7 @@ def get_visible_or_404(
     """Fetch one row the user may see; anything else is a 404, never a 403."""
     try:
         return visible_to(user, queryset, custodian_field).get(**lookup)
-    except queryset.model.DoesNotExist:
+    except ObjectDoesNotExist:
         raise Http404 from None
 
 

@@ -16,7 +16,7 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = env_bool("DEBUG", False)
 
 # Without DEBUG a missing key must stop the process: a guessable key forges sessions.
-_DEV_SECRET_KEY = "insecure-dev-only-key-never-use-in-production"
+_DEV_SECRET_KEY = "insecure-dev-only-key-never-use-in-production"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET_KEY if DEBUG else None)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set to a secret value when DEBUG is off.")

@@ -5,8 +5,8 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
-from porapp.settings import *  # noqa: E402, F403
-from porapp.settings import DATABASES, VAR_DIR  # noqa: E402
+from porapp.settings import *  # noqa: F403
+from porapp.settings import DATABASES, VAR_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -41,10 +41,10 @@ def problem_response(
     return response
 
 
-def _flatten(errors: Any, prefix: str = "") -> list[dict[str, str]]:
+def _flatten(errors: Any, prefix: str = "") -> list[dict[str, str | None]]:
     """Turn DRF's nested error dict/list into [{"field": "a.b", "message": "..."}]."""
     if isinstance(errors, dict):
-        out: list[dict[str, str]] = []
+        out: list[dict[str, str | None]] = []
         for key, value in errors.items():
             name = key if key != "non_field_errors" else ""
             out += _flatten(value, f"{prefix}.{name}".strip(".") if name else prefix)
@@ -57,7 +57,7 @@ def _flatten(errors: Any, prefix: str = "") -> list[dict[str, str]]:
             else:
                 out += _flatten(value, prefix)
         return out
-    return [{"field": prefix or None, "message": str(errors)}]  # type: ignore[dict-item]
+    return [{"field": prefix or None, "message": str(errors)}]
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -73,7 +73,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        first = errors[0] if errors else {"field": None, "message": "Invalid input."}
+        first: dict[str, str | None] = (
+            errors[0] if errors else {"field": None, "message": "Invalid input."}
+        )
         where = f"{first['field']}: " if first.get("field") else ""
         return problem_response(
             status.HTTP_400_BAD_REQUEST,

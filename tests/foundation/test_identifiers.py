@@ -119,7 +119,10 @@ def test_api_refuses_bad_isin_as_problem_json(admin_api):
     body = response.json()
     assert body["status"] == 400
     assert body["errors"] == [
-        {"field": "isin", "message": "'US0378331006' is not a valid ISIN: the check digit is wrong."}
+        {
+            "field": "isin",
+            "message": "'US0378331006' is not a valid ISIN: the check digit is wrong.",
+        }
     ]
     assert body["detail"].startswith("isin: ")
     assert not Asset.objects.exists()

@@ -32,7 +32,9 @@ class Command(BaseCommand):
         for name, cmd in commands.items():
             # Own process groups, so Ctrl-C reaches them only through us and stops them in order.
             procs[name] = subprocess.Popen(cmd, env=env, start_new_session=True)
-        self.stdout.write(self.style.SUCCESS(f"porapp demo on http://{addr}/admin/  (Ctrl-C stops)"))
+        self.stdout.write(
+            self.style.SUCCESS(f"porapp demo on http://{addr}/admin/  (Ctrl-C stops)")
+        )
         try:
             while all(p.poll() is None for p in procs.values()):
                 time.sleep(0.5)

@@ -1,0 +1,40 @@
+import pytest
+
+from audits.demo import load_demo_data
+from audits.models import Asset, Chain, Custodian, TokenDeployment
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_data_is_valid_and_idempotent():
+    load_demo_data()
+    load_demo_data()
+    assert Asset.objects.count() == 4
+    assert {a.kind for a in Asset.objects.all()} == {"stock", "etf"}
+    assert Custodian.objects.count() == 2
+    assert Chain.objects.count() == 2
+    assert TokenDeployment.objects.count() == 8
+    for model in (Asset, Custodian, Chain, TokenDeployment):
+        for obj in model.objects.all():
+            obj.full_clean()
+
+
+def test_load_demo_command_prints_credentials(tmp_path, settings, capsys):
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path
+    call_command("load_demo")
+    out = capsys.readouterr().out
+    password = (tmp_path / "demo-admin.txt").read_text().strip()
+    assert f"admin        password: {password}" in out
+    from django.contrib.auth import authenticate
+
+    assert authenticate(username="admin", password=password).is_staff
+
+
+def test_default_schedules_exist_after_migrate():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(name="worker heartbeat")
+    assert task.task == "audits.tasks.worker_heartbeat"
+    assert task.interval.every == 60
