@@ -28,6 +28,10 @@ class Command(BaseCommand):
             "beat": [py, "-m", "celery", "-A", "porapp", "beat", "-l", "INFO"],
         }
         env = dict(os.environ)
+        # Explicit handlers: a shell may start us with SIGINT ignored (e.g. as a background job),
+        # and SIGTERM from a supervisor should stop the children too.
+        signal.signal(signal.SIGINT, _raise_interrupt)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         procs: dict[str, subprocess.Popen] = {}
         for name, cmd in commands.items():
             # Own process groups, so Ctrl-C reaches them only through us and stops them in order.
@@ -45,9 +49,14 @@ class Command(BaseCommand):
         finally:
             for proc in procs.values():
                 if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
+                    # The main process only: Celery then shuts its pool down cleanly.
+                    proc.terminate()
             for proc in procs.values():
                 try:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
