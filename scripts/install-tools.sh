@@ -18,6 +18,6 @@ fi
 if [ -f package-lock.json ]; then
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     command -v npm >/dev/null || { echo "Node.js and npm are required (anvil, solc)." >&2; exit 1; }
-    npm ci --no-audit --no-fund --loglevel=error
+    npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
   fi
 fi
