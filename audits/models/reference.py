@@ -1,4 +1,4 @@
-"""What porapp stores. Behaviour lives in the service modules, not here."""
+"""Reference data: instruments, custodians, chains and token contracts."""
 
 from __future__ import annotations
 
@@ -129,14 +129,3 @@ class TokenDeployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset.code} on {self.chain.name}"
-
-
-class Heartbeat(models.Model):
-    """Last time a background component proved it was alive by writing here."""
-
-    component = models.CharField(max_length=100, unique=True)
-    hostname = models.CharField(max_length=255, blank=True)
-    last_seen = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.component} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,3 @@
+"""The Django admin, one module per concept; importing registers the ModelAdmins."""
+
+from audits.admin import reference  # noqa: F401
