@@ -60,6 +60,11 @@ class Custodian(models.Model):
         help_text="ISO 17442 Legal Entity Identifier, 20 characters.",
     )
     contact = models.EmailField(blank=True, help_text="Operations contact, seen by admins only.")
+    signatures_required = models.BooleanField(
+        default=False,
+        help_text="Refuse statement uploads that do not carry a valid signature by one of "
+        "this custodian's registered keys.",
+    )
     active = models.BooleanField(default=True)
 
     class Meta:
