@@ -6,3 +6,33 @@ from django.db import models
 class AssetKind(models.TextChoices):
     STOCK = "stock", "Stock"
     ETF = "etf", "ETF"
+
+
+class StatementFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    JSON = "json", "JSON"
+    SEMT002 = "semt002", "ISO 20022 semt.002"
+
+
+class StatementStatus(models.TextChoices):
+    # Stored raw, not yet validated (only seen if processing was interrupted).
+    RECEIVED = "received", "Received"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class StatementSource(models.TextChoices):
+    """Where a statement's figures come from; travels with every figure derived from it."""
+
+    CUSTODIAN_SIGNED = "custodian-signed", "custodian-signed"
+    CUSTODIAN_UPLOADED = "custodian-uploaded", "custodian-uploaded"
+    ADMIN_ENTERED = "admin-entered", "entered by admin on the custodian's behalf"
+
+
+class SignatureStatus(models.TextChoices):
+    NONE = "none", "No signature"
+    VALID = "valid", "Valid"
+    INVALID = "invalid", "Does not verify"
+    UNKNOWN_KEY = "unknown-key", "Unknown or revoked key"
+    MALFORMED = "malformed", "Malformed header"

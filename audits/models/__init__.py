@@ -2,5 +2,24 @@
 
 from audits.models.operations import Heartbeat
 from audits.models.reference import Asset, Chain, Custodian, CustodianUser, TokenDeployment
+from audits.models.statements import (
+    ApiToken,
+    CustodianKey,
+    CustodianStatement,
+    RawDocument,
+    StatementLine,
+)
 
-__all__ = ["Asset", "Chain", "Custodian", "CustodianUser", "Heartbeat", "TokenDeployment"]
+__all__ = [
+    "ApiToken",
+    "Asset",
+    "Chain",
+    "Custodian",
+    "CustodianKey",
+    "CustodianStatement",
+    "CustodianUser",
+    "Heartbeat",
+    "RawDocument",
+    "StatementLine",
+    "TokenDeployment",
+]

@@ -32,6 +32,13 @@ class Asset(models.Model):
         validators=[MaxValueValidator(36)],
         help_text="Decimals of the token's canonical unit (per-chain decimals may differ).",
     )
+    quantity_decimals = models.PositiveSmallIntegerField(
+        "share quantity decimals",
+        default=6,
+        validators=[MaxValueValidator(18)],
+        help_text="Decimal places custodians may report holdings of this instrument in "
+        "(fractional shares); a statement line with more is refused.",
+    )
     shares_per_token = models.DecimalField(
         max_digits=30,
         decimal_places=18,
