@@ -1,0 +1,24 @@
+from rest_framework import authentication, exceptions
+
+from audits import tokens
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer por_…` (or `Token por_…`) for custodian API tokens."""
+
+    keywords = ("bearer", "token")
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1").split()
+        if not header or header[0].lower() not in self.keywords:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+        user = tokens.authenticate(header[1])
+        if user is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        return user, None
+
+    def authenticate_header(self, request) -> str:
+        # Makes unauthenticated requests 401 (with this challenge) rather than 403.
+        return 'Bearer realm="porapp"'
