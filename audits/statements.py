@@ -257,6 +257,41 @@ def _insert_lines(
     )
 
 
+_RAW_TYPES = {"csv": ("text/csv", "csv"), "json": ("application/json", "json"),
+              "semt002": ("application/xml", "xml")}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RawFile:
+    content: bytes
+    content_type: str
+    filename: str
+    sha256: str
+
+
+def raw_file(statement: CustodianStatement) -> RawFile:
+    """The uploaded bytes with a content type and a download name that carries the hash."""
+    content_type, ext = _RAW_TYPES[statement.format]
+    digest = statement.raw.sha256
+    return RawFile(
+        bytes(statement.raw.content),
+        content_type,
+        f"statement-{statement.pk}-{digest[:12]}.{ext}",
+        digest,
+    )
+
+
+def holdings_summary(statement: CustodianStatement) -> list[dict]:
+    """Per asset and balance type: the total quantity and how many lines it came from."""
+    from django.db.models import Count, Sum
+
+    return list(
+        statement.lines.values("asset__code", "balance_type")
+        .annotate(quantity=Sum("quantity"), lines=Count("id"))
+        .order_by("asset__code", "balance_type")
+    )
+
+
 def reject_statement(statement: CustodianStatement, by, reason: str) -> None:
     """An admin rejects a statement by hand; its lines stop counting, its evidence stays."""
     if not reason.strip():

@@ -18,3 +18,12 @@ def healthz(request):
     if not ok:
         body["failed"] = [c.name for c in checks if not c.ok]
     return JsonResponse(body, status=200 if ok else 503)
+
+
+def home(request):
+    """Landing page: where to go next, by who you are."""
+    from django.shortcuts import render
+
+    from audits.models import Asset
+
+    return render(request, "home.html", {"assets": Asset.objects.filter(active=True)})

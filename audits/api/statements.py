@@ -16,15 +16,9 @@ from audits import statements
 from audits.api.problems import problem_response
 from audits.choices import StatementFormat, StatementStatus
 from audits.custodian_signatures import SIGNATURE_HEADER
+from audits.downloads import raw_download
 from audits.models import Custodian, CustodianStatement, StatementLine
 from audits.permissions import IsCustodianOrAdmin, custodian_of, is_admin, visible_to
-
-RAW_CONTENT_TYPES = {
-    StatementFormat.CSV: "text/csv",
-    StatementFormat.JSON: "application/json",
-    StatementFormat.SEMT002: "application/xml",
-}
-RAW_EXTENSIONS = {StatementFormat.CSV: "csv", StatementFormat.JSON: "json", "semt002": "xml"}
 
 
 class StatementSerializer(serializers.ModelSerializer):
@@ -178,14 +172,7 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         statement = get_object_or_404(
             visible_to(request.user, CustodianStatement.objects.select_related("raw")), pk=pk
         )
-        response = HttpResponse(
-            bytes(statement.raw.content), content_type=RAW_CONTENT_TYPES[statement.format]
-        )
-        name = f"statement-{statement.pk}-{statement.raw.sha256[:12]}"
-        ext = RAW_EXTENSIONS[statement.format]
-        response["Content-Disposition"] = f'attachment; filename="{name}.{ext}"'
-        response["X-Content-SHA256"] = statement.raw.sha256
-        return response
+        return raw_download(statements.raw_file(statement))
 
     @extend_schema(responses=StatementLineSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="lines")

@@ -1,0 +1,118 @@
+"""The custodian portal: upload statements, follow their status, manage API tokens."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from audits import statements, tokens
+from audits.downloads import raw_download
+from audits.models import ApiToken, CustodianStatement
+from audits.permissions import custodian_of, get_visible_or_404, visible_to
+from audits.portal.forms import StatementUploadForm, TokenForm
+
+
+def custodian_required(view):
+    """Logged-in custodian users only; the custodian is passed to the view."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        custodian = custodian_of(request.user)
+        if custodian is None:
+            raise PermissionDenied("The portal is for custodian users; admins use /admin/.")
+        return view(request, custodian, *args, **kwargs)
+
+    return wrapper
+
+
+@custodian_required
+@require_http_methods(["GET", "POST"])
+def statement_list(request, custodian):
+    form = StatementUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        submission = statements.submit_statement(
+            custodian=custodian,
+            user=request.user,
+            raw=data["file"].read(),
+            fmt=data["format"],
+            as_of=data["as_of"],
+            signature_header=data["signature"] or None,
+        )
+        statement = submission.statement
+        if not submission.created:
+            messages.info(request, f"These exact bytes were already uploaded as #{statement.pk}.")
+        elif statement.status == "accepted":
+            messages.success(request, f"Statement #{statement.pk} accepted.")
+        else:
+            messages.error(request, f"Statement #{statement.pk} was stored and rejected.")
+        return redirect("portal:statement", pk=statement.pk)
+    queryset = visible_to(request.user, CustodianStatement.objects.defer("raw__content"))
+    page = Paginator(queryset.select_related("raw"), 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "portal/statement_list.html",
+        {"custodian": custodian, "form": form, "page": page},
+        status=400 if form.errors else 200,
+    )
+
+
+@custodian_required
+def statement_detail(request, custodian, pk: int):
+    statement = get_visible_or_404(
+        request.user, CustodianStatement.objects.select_related("raw", "signature_key"), pk=pk
+    )
+    return render(
+        request,
+        "portal/statement_detail.html",
+        {
+            "custodian": custodian,
+            "statement": statement,
+            "summary": statements.holdings_summary(statement),
+        },
+    )
+
+
+@custodian_required
+def statement_raw(request, custodian, pk: int):
+    statement = get_visible_or_404(
+        request.user, CustodianStatement.objects.select_related("raw"), pk=pk
+    )
+    return raw_download(statements.raw_file(statement))
+
+
+@custodian_required
+@require_http_methods(["GET", "POST"])
+def token_list(request, custodian):
+    form = TokenForm(request.POST or None)
+    secret = None
+    if request.method == "POST" and form.is_valid():
+        _, secret = tokens.create_token(request.user, form.cleaned_data["name"])
+        form = TokenForm()
+    own = ApiToken.objects.filter(user__custodian_link__custodian=custodian).order_by("-created_at")
+    return render(
+        request,
+        "portal/tokens.html",
+        {"custodian": custodian, "form": form, "secret": secret, "tokens": own},
+    )
+
+
+@custodian_required
+@require_POST
+def token_revoke(request, custodian, pk: int):
+    token = get_visible_or_404(
+        request.user,
+        ApiToken.objects.all(),
+        custodian_field="user__custodian_link__custodian",
+        pk=pk,
+    )
+    tokens.revoke(token)
+    messages.success(request, f"Token {token} revoked.")
+    return redirect("portal:tokens")
