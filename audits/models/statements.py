@@ -61,7 +61,9 @@ class ApiToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
-    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'nightly upload'.")
+    name = models.CharField(
+        max_length=100, help_text="What the token is for, e.g. 'nightly upload'."
+    )
     prefix = models.CharField(max_length=12, editable=False, db_index=True)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -132,7 +134,9 @@ class CustodianStatement(models.Model):
 class StatementLine(models.Model):
     """One holding read from an accepted statement."""
 
-    statement = models.ForeignKey(CustodianStatement, on_delete=models.PROTECT, related_name="lines")
+    statement = models.ForeignKey(
+        CustodianStatement, on_delete=models.PROTECT, related_name="lines"
+    )
     line_no = models.PositiveIntegerField()
     isin = models.CharField(max_length=12)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="statement_lines")
