@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
+from audits import custodian_signatures, statements, tokens
 from audits.choices import AssetKind
-from audits.models import Asset, Chain, Custodian, CustodianUser, TokenDeployment
+from audits.models import (
+    Asset,
+    Chain,
+    Custodian,
+    CustodianKey,
+    CustodianStatement,
+    CustodianUser,
+    TokenDeployment,
+)
 
 ASSETS = [
     ("AAPLx", "Apple Inc. tokenized share", "US0378331005", AssetKind.STOCK, 18),
@@ -82,3 +97,118 @@ def ensure_user(
     if custodian is not None:
         CustodianUser.objects.update_or_create(user=user, defaults={"custodian": custodian})
     return Credentials(username, password)
+
+
+# --- Demo statements -------------------------------------------------------------------------
+# Holdings the demo custodians report; the demo chains mint matching supply.
+DEMO_HOLDINGS = {
+    # LEI: [(ISIN, settled quantity, in-transit quantity or None)]
+    "5493001KJTIIGC8Y1R12": [("US0378331005", "1000", None), ("US5949181045", "500", None)],
+    "2138009Y59EAR7H1UO97": [("US78462F1030", "800", "50"), ("US46090E1038", "300", None)],
+}
+
+
+def demo_as_of(now: datetime | None = None) -> datetime:
+    """The last US market close (21:00 UTC) before `now`: what custodians report as of."""
+    now = now or timezone.now()
+    close = now.replace(hour=21, minute=0, second=0, microsecond=0)
+    return close if close <= now else close - timedelta(days=1)
+
+
+def demo_csv(lei: str) -> bytes:
+    rows = ["isin,quantity,account,balance_type"]
+    for isin, settled, in_transit in DEMO_HOLDINGS[lei]:
+        rows.append(f"{isin},{settled},NW-RESERVE-01,settled")
+        if in_transit:
+            rows.append(f"{isin},{in_transit},NW-RESERVE-01,pending_receipt")
+    return ("\n".join(rows) + "\n").encode()
+
+
+def demo_semt002(lei: str, as_of: datetime) -> bytes:
+    balances = []
+    for isin, settled, in_transit in DEMO_HOLDINGS[lei]:
+        aggregate = Decimal(settled) + Decimal(in_transit or 0)
+        breakdown = (
+            f"<BalBrkdwn><SubBalTp><Cd>PENR</Cd></SubBalTp><Qty><ShrtLngInd>LONG</ShrtLngInd>"
+            f"<Qty><Qty><Unit>{in_transit}</Unit></Qty></Qty></Qty></BalBrkdwn>"
+            if in_transit
+            else ""
+        )
+        balances.append(
+            f"<BalForAcct><FinInstrmId><ISIN>{isin}</ISIN></FinInstrmId>"
+            f"<AggtBal><ShrtLngInd>LONG</ShrtLngInd><Qty><Qty><Qty><Unit>{aggregate}</Unit>"
+            f"</Qty></Qty></Qty></AggtBal>{breakdown}</BalForAcct>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:semt.002.001.11"><SctiesBalCtdyRpt>'
+        "<Pgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></Pgntn>"
+        f"<StmtGnlDtls><StmtId>HB-{as_of:%Y%m%d}</StmtId>"
+        f"<StmtDtTm><DtTm>{as_of:%Y-%m-%dT%H:%M:%SZ}</DtTm></StmtDtTm>"
+        "<Frqcy><Cd>DAIL</Cd></Frqcy><UpdTp><Cd>COMP</Cd></UpdTp><StmtBsis><Cd>CONT</Cd></StmtBsis>"
+        "<ActvtyInd>true</ActvtyInd><SubAcctInd>false</SubAcctInd></StmtGnlDtls>"
+        "<SfkpgAcct><Id>HB-TOKEN-RESERVE</Id></SfkpgAcct>"
+        + "".join(balances)
+        + "</SctiesBalCtdyRpt></Document>\n"
+    ).encode()
+
+
+def demo_signing_key(custodian: Custodian, key_file: Path) -> Ed25519PrivateKey:
+    """The demo custodian's signing key (kept under var/), registered if it is not yet."""
+    if key_file.exists():
+        private = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        assert isinstance(private, Ed25519PrivateKey)
+    else:
+        private = Ed25519PrivateKey.generate()
+        key_file.write_bytes(
+            private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        key_file.chmod(0o600)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    CustodianKey.objects.get_or_create(
+        key_id=custodian_signatures.key_id(public),
+        defaults={"custodian": custodian, "public_key": public, "label": "demo key"},
+    )
+    return private
+
+
+def load_demo_statements(var_dir: Path, now: datetime | None = None) -> list[CustodianStatement]:
+    """Upload today's demo statements: custodian 1 signs a CSV, custodian 2 sends semt.002."""
+    as_of = demo_as_of(now)
+    first, second = (Custodian.objects.get(lei=lei) for lei in DEMO_HOLDINGS)
+    uploader_1 = CustodianUser.objects.filter(custodian=first).first()
+    uploader_2 = CustodianUser.objects.filter(custodian=second).first()
+    assert uploader_1 and uploader_2, "create the demo custodian users first"
+    key = demo_signing_key(first, var_dir / "demo-custodian1-ed25519.pem")
+    csv_bytes = demo_csv(first.lei)
+    key_id = custodian_signatures.key_id(
+        key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    signature = f"{key_id}:{base64.b64encode(key.sign(csv_bytes)).decode()}"
+    one = statements.submit_statement(
+        custodian=first, user=uploader_1.user, raw=csv_bytes, fmt="csv", as_of=as_of,
+        signature_header=signature,
+    )  # fmt: skip
+    two = statements.submit_statement(
+        custodian=second, user=uploader_2.user, raw=demo_semt002(second.lei, as_of),
+        fmt="semt002",
+    )  # fmt: skip
+    return [one.statement, two.statement]
+
+
+def demo_token(user, token_file: Path) -> str:
+    """A demo API token for `user`, kept under var/ so the README's curl example works."""
+    if token_file.exists():
+        secret = token_file.read_text().strip()
+        if tokens.authenticate(secret) is not None:
+            return secret
+    _, secret = tokens.create_token(user, "demo")
+    token_file.write_text(secret + "\n")
+    token_file.chmod(0o600)
+    return secret

@@ -1,7 +1,8 @@
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from audits.demo import ensure_user, load_demo_data
+from audits.demo import demo_token, ensure_user, load_demo_data, load_demo_statements
 from audits.models import Custodian
 
 
@@ -20,6 +21,12 @@ class Command(BaseCommand):
                     custodian=custodian,
                 )
             )
+        loaded = load_demo_statements(settings.VAR_DIR)
+        custodian1 = get_user_model().objects.get(username="custodian1")
+        token = demo_token(custodian1, settings.VAR_DIR / "demo-custodian1-token.txt")
         self.stdout.write(self.style.SUCCESS("Demo data loaded. Logins:"))
         for cred in creds:
             self.stdout.write(f"  {cred.username:12} password: {cred.password}")
+        self.stdout.write(f"  custodian1 API token: {token}")
+        for statement in loaded:
+            self.stdout.write(f"  statement #{statement.pk}: {statement}")
