@@ -196,7 +196,11 @@ def _check_against_registry(parsed: ParsedStatement, assets: dict[str, Asset]) -
                     "registered asset.",
                 )
             )
-        elif decimal_places(line.quantity) > asset.quantity_decimals:
+        elif (
+            # Raw exponent first: normalising every quantity costs more than the whole check.
+            -int(line.quantity.as_tuple().exponent) > asset.quantity_decimals
+            and decimal_places(line.quantity) > asset.quantity_decimals
+        ):
             errors.append(
                 LineError(
                     line.line_no,
