@@ -251,3 +251,18 @@ def test_mandatory_signatures(owner_api, custodian_a, signing_key):
     assert (
         upload(owner_api, signed, HTTP_X_STATEMENT_SIGNATURE=signing_key(signed)).status_code == 201
     )
+
+
+def test_external_entity_is_refused_and_never_read(owner_api, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-MARKER")
+    xxe = f"""<?xml version="1.0"?>
+<!DOCTYPE d [<!ENTITY x SYSTEM "file://{secret}">]>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:semt.002.001.11"><SctiesBalCtdyRpt>&x;</SctiesBalCtdyRpt></Document>
+""".encode()
+    response = upload(owner_api, xxe, fmt="semt002", as_of=None)
+    assert response.status_code == 422
+    assert b"TOP-SECRET-MARKER" not in response.content
+    stored = CustodianStatement.objects.get()
+    assert stored.status == "rejected"
+    assert "TOP-SECRET-MARKER" not in str(stored.rejection_report)
