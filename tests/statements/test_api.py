@@ -258,7 +258,8 @@ def test_external_entity_is_refused_and_never_read(owner_api, tmp_path):
     secret.write_text("TOP-SECRET-MARKER")
     xxe = f"""<?xml version="1.0"?>
 <!DOCTYPE d [<!ENTITY x SYSTEM "file://{secret}">]>
-<Document xmlns="urn:iso:std:iso:20022:tech:xsd:semt.002.001.11"><SctiesBalCtdyRpt>&x;</SctiesBalCtdyRpt></Document>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:semt.002.001.11">
+<SctiesBalCtdyRpt>&x;</SctiesBalCtdyRpt></Document>
 """.encode()
     response = upload(owner_api, xxe, fmt="semt002", as_of=None)
     assert response.status_code == 422
