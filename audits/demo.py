@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,8 +26,10 @@ from audits.models import (
     CustodianKey,
     CustodianStatement,
     CustodianUser,
+    ExcludedAddress,
     TokenDeployment,
 )
+from audits.supply import tokens_to_raw
 
 ASSETS = [
     ("AAPLx", "Apple Inc. tokenized share", "US0378331005", AssetKind.STOCK, 18),
@@ -92,7 +96,9 @@ def ensure_user(
         credentials_file.chmod(0o600)
     user, _ = User.objects.get_or_create(username=username)
     user.is_staff = user.is_superuser = staff
-    user.set_password(password)
+    if not user.check_password(password):
+        # Only when needed: a new hash would log the demo user out of open sessions.
+        user.set_password(password)
     user.save()
     if custodian is not None:
         CustodianUser.objects.update_or_create(user=user, defaults={"custodian": custodian})
@@ -212,3 +218,81 @@ def demo_token(user, token_file: Path) -> str:
     token_file.write_text(secret + "\n")
     token_file.chmod(0o600)
     return secret
+
+
+# --- Demo chains -----------------------------------------------------------------------------
+# `rundemo` starts both demo chains with `python -m audits.devchain serve`, deploys the four
+# tokens on each (at CONTRACTS), points the Chain rows at them and mints supply whose
+# circulating part matches the custodians' settled holdings above.
+DEMO_CHAIN_PORTS = {31337: 8545, 31338: 8546}
+#: Whole tokens minted to the demo holder per asset and chain (sums = settled holdings).
+DEMO_MINTS = {
+    "AAPLx": {31337: "700", 31338: "300"},
+    "MSFTx": {31337: "400", 31338: "100"},
+    "SPYx": {31337: "600.5", 31338: "199.5"},
+    "QQQx": {31337: "250", 31338: "50"},
+}
+#: Minted to the issuer treasury on every deployment and excluded from circulating supply.
+DEMO_TREASURY_TOKENS = "25"
+
+
+def devchain_serve_command(
+    out_file: Path, log_dir: Path, ports: dict[int, int] | None = None
+) -> list[str]:
+    """argv for the demo chains: both chain ids, the four tokens on each, no initial mint."""
+    ports = ports or DEMO_CHAIN_PORTS
+    argv = [sys.executable, "-m", "audits.devchain", "serve"]
+    for chain_id, _ in CHAINS:
+        argv += ["--chain", f"{chain_id}:{ports[chain_id]}"]
+    for chain_id, _ in CHAINS:
+        for code, name, *_ in ASSETS:
+            argv += ["--token", f"{chain_id}:{code}:{CHAIN_DECIMALS[chain_id]}:{name}"]
+    # No --initial-supply: its mints would take nonces and move tokens 2..4 off CONTRACTS.
+    return [*argv, "--out", str(out_file), "--log-dir", str(log_dir)]
+
+
+@transaction.atomic
+def configure_demo_chains(devchain_file: Path) -> None:
+    """Point the demo Chain rows at the running demo chains and exclude the issuer treasury."""
+    from audits.devchain import DEPLOYER  # imported here: web3 is slow to import
+
+    info = json.loads(devchain_file.read_text())
+    for entry in info["chains"]:
+        addresses = [token["address"] for token in entry["tokens"]]
+        if addresses != CONTRACTS:
+            raise RuntimeError(
+                f"demo chain {entry['chain_id']} deployed the tokens at {addresses}, "
+                f"expected {CONTRACTS}"
+            )
+        chain = Chain.objects.get(chain_id=entry["chain_id"])
+        chain.rpc_urls = entry["rpc_url"]
+        # anvil mines a block only per transaction: any confirmation depth would hide the
+        # newest mint until that many further transactions happen.
+        chain.confirmations = 0
+        chain.rpc_timeout = 5
+        chain.full_clean()
+        chain.save()
+        for deployment in chain.deployments.all():
+            ExcludedAddress.objects.update_or_create(
+                deployment=deployment, address=DEPLOYER, defaults={"label": "issuer treasury"}
+            )
+
+
+def mint_demo_supply(devchain_file: Path) -> None:
+    """Mint DEMO_MINTS to the demo holder and DEMO_TREASURY_TOKENS to the treasury."""
+    from audits import devchain  # imported here: web3 is slow to import
+
+    holder = devchain.DEV_ACCOUNTS[1]
+    info = json.loads(devchain_file.read_text())
+    for entry in info["chains"]:
+        chain_id = entry["chain_id"]
+        for token in entry["tokens"]:
+            decimals = CHAIN_DECIMALS[chain_id]
+            amount = DEMO_MINTS[token["symbol"]][chain_id]
+            devchain.mint(entry["rpc_url"], token["address"], holder, _raw(amount, decimals))
+            treasury = _raw(DEMO_TREASURY_TOKENS, decimals)
+            devchain.mint(entry["rpc_url"], token["address"], devchain.DEPLOYER, treasury)
+
+
+def _raw(tokens: str, decimals: int) -> int:
+    return tokens_to_raw(Decimal(tokens), decimals)

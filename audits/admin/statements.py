@@ -24,7 +24,9 @@ class AdminUploadForm(forms.Form):
     file = forms.FileField(allow_empty_file=True)
     format = forms.ChoiceField(choices=StatementFormat.choices)
     as_of = forms.DateTimeField(required=False, help_text="UTC; required for CSV.")
-    signature = forms.CharField(required=False, help_text="Optional <keyid>:<base64>.")
+    signature = forms.CharField(
+        required=False, help_text="Optional detached Ed25519 signature: KEYID:BASE64."
+    )
 
 
 class RejectForm(forms.Form):

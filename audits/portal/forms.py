@@ -15,7 +15,7 @@ class StatementUploadForm(forms.Form):
     signature = forms.CharField(
         required=False,
         max_length=200,
-        help_text="Optional detached Ed25519 signature: <keyid>:<base64>.",
+        help_text="Optional detached Ed25519 signature of the file: KEYID:BASE64.",
     )
 
     def clean_file(self):

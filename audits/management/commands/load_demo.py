@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from audits.demo import demo_token, ensure_user, load_demo_data, load_demo_statements
+from audits.demo import CUSTODIANS, demo_token, ensure_user, load_demo_data, load_demo_statements
 from audits.models import Custodian
 
 
@@ -12,7 +12,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         load_demo_data()
         creds = [ensure_user("admin", settings.VAR_DIR / "demo-admin.txt", staff=True)]
-        for index, custodian in enumerate(Custodian.objects.order_by("lei"), start=1):
+        # custodianN is the Nth custodian of the demo set (the README's examples rely on it).
+        demo_custodians = [Custodian.objects.get(lei=lei) for _, lei, _ in CUSTODIANS]
+        for index, custodian in enumerate(demo_custodians, start=1):
             creds.append(
                 ensure_user(
                     f"custodian{index}",
