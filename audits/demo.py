@@ -107,7 +107,7 @@ def ensure_user(
 
 # --- Demo statements -------------------------------------------------------------------------
 # Holdings the demo custodians report; the demo chains mint matching supply.
-DEMO_HOLDINGS = {
+DEMO_HOLDINGS: dict[str, list[tuple[str, str, str | None]]] = {
     # LEI: [(ISIN, settled quantity, in-transit quantity or None)]
     "5493001KJTIIGC8Y1R12": [("US0378331005", "1000", None), ("US5949181045", "500", None)],
     "2138009Y59EAR7H1UO97": [("US78462F1030", "800", "50"), ("US46090E1038", "300", None)],

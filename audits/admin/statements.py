@@ -33,6 +33,13 @@ class RejectForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
 
+_DETAIL_FIELDS = (
+    "custodian", "as_of", "received_at", "uploaded_by", "format", "status", "source",
+    "signature_status", "signature_key", "sha256", "raw_link", "line_count", "superseded_by",
+    "rejected_by", "errors", "holdings",
+)  # fmt: skip
+
+
 @admin.register(CustodianStatement)
 class CustodianStatementAdmin(admin.ModelAdmin):
     list_display = ["id", "custodian", "as_of", "format", "status", "source", "signature_status",
@@ -42,10 +49,8 @@ class CustodianStatementAdmin(admin.ModelAdmin):
     search_fields = ["=id", "custodian__name", "custodian__lei", "raw__sha256"]
     list_select_related = ["custodian", "raw"]
     actions = ["reject_selected"]
-    fields = ["custodian", "as_of", "received_at", "uploaded_by", "format", "status", "source",
-              "signature_status", "signature_key", "sha256", "raw_link", "line_count",
-              "superseded_by", "rejected_by", "errors", "holdings"]  # fmt: skip
-    readonly_fields = fields
+    fields = _DETAIL_FIELDS
+    readonly_fields = _DETAIL_FIELDS
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("raw__content")

@@ -26,8 +26,11 @@ class StatementSerializer(serializers.ModelSerializer):
     sha256 = serializers.CharField(source="raw.sha256", read_only=True)
     size = serializers.IntegerField(source="raw.size", read_only=True)
     signature_key = serializers.CharField(source="signature_key.key_id", default=None)
-    errors = serializers.JSONField(source="rejection_report", read_only=True)
-    superseded_by = serializers.PrimaryKeyRelatedField(read_only=True)
+    # Not `errors`: that name is the serializer's own validation-error property.
+    error_report = serializers.JSONField(source="rejection_report", read_only=True)
+    superseded_by: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
     raw_url = serializers.HyperlinkedIdentityField(view_name="statement-raw")
     lines_url = serializers.HyperlinkedIdentityField(view_name="statement-lines")
 
@@ -35,7 +38,7 @@ class StatementSerializer(serializers.ModelSerializer):
         model = CustodianStatement
         fields = [
             "id", "custodian", "as_of", "received_at", "format", "status", "source",
-            "signature_status", "signature_key", "sha256", "size", "line_count", "errors",
+            "signature_status", "signature_key", "sha256", "size", "line_count", "error_report",
             "superseded_by", "raw_url", "lines_url",
         ]  # fmt: skip
         read_only_fields = fields

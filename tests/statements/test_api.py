@@ -79,7 +79,7 @@ def test_rejected_upload_names_line_and_field_and_is_stored(owner_api):
     assert not stored.lines.exists()
     # The report is readable later too.
     detail = owner_api.get(f"/api/v1/statements/{stored.pk}/").json()
-    assert detail["errors"] == body["errors"]
+    assert detail["error_report"] == body["errors"]
 
 
 @pytest.mark.parametrize(
