@@ -21,17 +21,21 @@ def _stdnum_message(kind: str, value: str, exc: Exception) -> str:
     return f"{value!r} is not a valid {kind}."
 
 
+def _validate_stdnum(module, kind: str, code: str, value: str) -> None:
+    try:
+        module.validate(value)
+    except Exception as exc:
+        raise ValidationError(_stdnum_message(kind, value, exc), code=code) from None
+    if module.compact(value) != value:
+        raise ValidationError(
+            f"Write the {kind} without spaces or lowercase letters: {module.compact(value)}.",
+            code=code,
+        )
+
+
 def validate_isin(value: str) -> None:
     """Refuse anything that is not an ISO 6166 ISIN with a correct check digit."""
-    try:
-        stdnum_isin.validate(value)
-    except Exception as exc:
-        raise ValidationError(_stdnum_message("ISIN", value, exc), code="invalid_isin") from None
-    if stdnum_isin.compact(value) != value:
-        raise ValidationError(
-            f"Write the ISIN without spaces or lowercase letters: {stdnum_isin.compact(value)}.",
-            code="invalid_isin",
-        )
+    _validate_stdnum(stdnum_isin, "ISIN", "invalid_isin", value)
 
 
 def validate_lei(value: str) -> None:
@@ -42,15 +46,7 @@ def validate_lei(value: str) -> None:
             f"{value!r} is not a valid LEI: wrong length ({len(value)} characters, expected 20).",
             code="invalid_lei",
         )
-    try:
-        stdnum_lei.validate(value)
-    except Exception as exc:
-        raise ValidationError(_stdnum_message("LEI", value, exc), code="invalid_lei") from None
-    if stdnum_lei.compact(value) != value:
-        raise ValidationError(
-            f"Write the LEI without spaces or lowercase letters: {stdnum_lei.compact(value)}.",
-            code="invalid_lei",
-        )
+    _validate_stdnum(stdnum_lei, "LEI", "invalid_lei", value)
 
 
 def validate_evm_address(value: str) -> None:
