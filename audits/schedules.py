@@ -7,6 +7,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 # (name, task, every seconds). Later capabilities add their schedules here.
 DEFAULT_SCHEDULES: list[tuple[str, str, int]] = [
     ("worker heartbeat", "audits.tasks.worker_heartbeat", 60),
+    ("read on-chain supply", "audits.tasks.read_all_supplies", 60),
 ]
 
 

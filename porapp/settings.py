@@ -200,6 +200,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # urllib3 logs request paths at DEBUG, and RPC URLs can carry API keys in them.
+        "urllib3": {"level": "INFO"},
         "celery": {"level": LOG_LEVEL},
     },
 }

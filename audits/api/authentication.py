@@ -1,3 +1,4 @@
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from audits import tokens
@@ -22,3 +23,13 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request) -> str:
         # Makes unauthenticated requests 401 (with this challenge) rather than 403.
         return 'Bearer realm="porapp"'
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """Describes the token scheme in the OpenAPI schema."""
+
+    target_class = "audits.api.authentication.ApiTokenAuthentication"
+    name = "custodianToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "Custodian API token (por_…)"}

@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from audits.api import statements, views
+from audits.api import statements, supply, views
 
 router = DefaultRouter()
 router.register("assets", views.AssetViewSet)
@@ -8,5 +9,9 @@ router.register("custodians", views.CustodianViewSet)
 router.register("chains", views.ChainViewSet)
 router.register("deployments", views.TokenDeploymentViewSet)
 router.register("statements", statements.StatementViewSet, basename="statement")
+router.register("supply-readings", supply.SupplyReadingViewSet, basename="supply-reading")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("assets/<str:code>/supply/", supply.AssetSupplyView.as_view(), name="asset-supply"),
+]

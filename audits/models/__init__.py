@@ -9,6 +9,7 @@ from audits.models.statements import (
     RawDocument,
     StatementLine,
 )
+from audits.models.supply import ExcludedAddress, ReadingStatus, SupplyReading, SupplySource
 
 __all__ = [
     "ApiToken",
@@ -18,8 +19,12 @@ __all__ = [
     "CustodianKey",
     "CustodianStatement",
     "CustodianUser",
+    "ExcludedAddress",
     "Heartbeat",
     "RawDocument",
+    "ReadingStatus",
     "StatementLine",
+    "SupplyReading",
+    "SupplySource",
     "TokenDeployment",
 ]

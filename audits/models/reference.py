@@ -109,12 +109,44 @@ class Chain(models.Model):
     )
     name = models.CharField(max_length=100)
     active = models.BooleanField(default=True)
+    rpc_urls = models.TextField(
+        "JSON-RPC URLs",
+        blank=True,
+        help_text="One http(s) URL per line, tried in order. Write API keys as ${ENV_VAR} "
+        "placeholders (e.g. https://eth.example/v2/${ETH_RPC_KEY}); they are expanded from "
+        "the environment only when a read runs. Empty: no RPC access, enter supply manually.",
+    )
+    confirmations = models.PositiveIntegerField(
+        default=12,
+        validators=[MaxValueValidator(10_000)],
+        help_text="Blocks to stay behind the head, so reorgs shallower than this cannot "
+        "change a stored reading.",
+    )
+    rpc_timeout = models.PositiveSmallIntegerField(
+        "RPC timeout (seconds)",
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(300)],
+        help_text="Per HTTP request to the node.",
+    )
 
     class Meta:
         ordering = ["chain_id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.chain_id})"
+
+    @property
+    def rpc_url_list(self) -> list[str]:
+        """The configured URLs (placeholders unexpanded), in order."""
+        return [line.strip() for line in self.rpc_urls.splitlines() if line.strip()]
+
+    def clean(self) -> None:
+        # Name the line, never echo the URL: it may carry an API key.
+        for number, url in enumerate(self.rpc_url_list, start=1):
+            if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+                raise ValidationError(
+                    {"rpc_urls": f"Line {number} is not an http:// or https:// URL."}
+                )
 
 
 class TokenDeployment(models.Model):

@@ -19,8 +19,10 @@ def test_healthz_names_the_broker_when_it_is_down(client, unused_tcp_port, monke
     # A real connection attempt to a port where nothing listens, with a password in the URL.
     # Celery reads CELERY_BROKER_URL from the environment before its own config: set both.
     bad = f"redis://:hunter2@127.0.0.1:{unused_tcp_port}/0"
-    monkeypatch.setenv("CELERY_BROKER_URL", bad)
+    # Patch the config before the environment: reading broker_url prefers the environment,
+    # and monkeypatch restores whatever it read first.
     monkeypatch.setattr(app.conf, "broker_url", bad)
+    monkeypatch.setenv("CELERY_BROKER_URL", bad)
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()

@@ -1,4 +1,4 @@
-"""Run the whole demo service: web server, Celery worker and beat. Ctrl-C stops everything."""
+"""Run the whole demo service: demo chains, web server, Celery worker and beat. Ctrl-C stops all."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from audits import demo
+from audits.tasks import read_all_supplies
 
 
 class Command(BaseCommand):
-    help = "Migrate, load demo data, then run web + worker + beat until Ctrl-C."
+    help = "Migrate, load demo data, then run demo chains + web + worker + beat until Ctrl-C."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
@@ -33,13 +37,32 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, _raise_interrupt)
         signal.signal(signal.SIGTERM, _raise_interrupt)
         procs: dict[str, subprocess.Popen] = {}
-        for name, cmd in commands.items():
-            # Own process groups, so Ctrl-C reaches them only through us and stops them in order.
-            procs[name] = subprocess.Popen(cmd, env=env, start_new_session=True)
-        self.stdout.write(
-            self.style.SUCCESS(f"porapp demo on http://{addr}/admin/  (Ctrl-C stops)")
-        )
+        chain_file = settings.VAR_DIR / "devchain.json"
+        log_dir = settings.VAR_DIR / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
         try:
+            # The demo chains first: the worker's first supply reads need them.
+            chain_file.unlink(missing_ok=True)
+            with (log_dir / "devchain.out").open("wb") as chain_out:
+                procs["chain"] = subprocess.Popen(
+                    demo.devchain_serve_command(chain_file, log_dir),
+                    env=env,
+                    stdout=chain_out,
+                    start_new_session=True,
+                )
+            self._wait_for_chains(procs["chain"], chain_file)
+            demo.configure_demo_chains(chain_file)
+            demo.mint_demo_supply(chain_file)
+            for name, cmd in commands.items():
+                # Own process groups: Ctrl-C reaches them only through us, stopped in order.
+                procs[name] = subprocess.Popen(cmd, env=env, start_new_session=True)
+            # Read once now rather than at the first beat, 60 s from now.
+            read_all_supplies.delay()
+            self.stdout.write(
+                self.style.SUCCESS(f"porapp demo on http://{addr}/admin/  (Ctrl-C stops)")
+            )
+            for chain_id, port in demo.DEMO_CHAIN_PORTS.items():
+                self.stdout.write(f"  demo chain {chain_id}: http://127.0.0.1:{port}")
             while all(p.poll() is None for p in procs.values()):
                 time.sleep(0.5)
             dead = [n for n, p in procs.items() if p.poll() is not None]
@@ -56,6 +79,19 @@ class Command(BaseCommand):
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+
+    def _wait_for_chains(self, proc: subprocess.Popen, chain_file, timeout: float = 90) -> None:
+        """Wait for devchain's output file, written once every token is deployed."""
+        deadline = time.monotonic() + timeout
+        while not chain_file.exists():
+            if proc.poll() is not None:
+                raise CommandError(
+                    f"the demo chains did not start (exit {proc.returncode}); see "
+                    f"{settings.VAR_DIR / 'log'} (ports {demo.DEMO_CHAIN_PORTS} must be free)"
+                )
+            if time.monotonic() > deadline:
+                raise CommandError(f"the demo chains were not ready after {timeout:g}s")
+            time.sleep(0.2)
 
 
 def _raise_interrupt(signum, frame) -> None:

@@ -1,0 +1,379 @@
+"""On-chain supply services: read a deployment's supply, record manual figures, sum per asset.
+
+The reading itself is :func:`audits.evm.read_supply` (framework-free); this module decides
+what is stored. A failed read is stored as a failed reading with its error and no amount,
+so an outage is never mistaken for a supply of zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audits import evm
+from audits.models import (
+    Asset,
+    Chain,
+    ReadingStatus,
+    SupplyReading,
+    SupplySource,
+    TokenDeployment,
+)
+
+logger = logging.getLogger(__name__)
+
+#: A chain reading counts towards an asset's total only while a read has confirmed it this
+#: recently (the schedule runs every 60 s, so this tolerates a few missed runs or retries).
+CHAIN_STALE_AFTER = timedelta(minutes=15)
+#: An issuer-reported (manual) figure counts for this long after its as-of date.
+MANUAL_STALE_AFTER = timedelta(days=7)
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class RpcNotConfigured(evm.SupplyReadError):
+    """The chain has no RPC URL, or a URL names an environment variable that is not set."""
+
+
+def expand_rpc_url(url: str, environ: Mapping[str, str] | None = None) -> str:
+    """Replace ``${NAME}`` placeholders with environment values; the result is a secret."""
+    env = os.environ if environ is None else environ
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise RpcNotConfigured(f"RPC URL placeholder ${{{name}}} is not set in the environment")
+        return env[name]
+
+    return _PLACEHOLDER.sub(value, url)
+
+
+def redacted_rpc_urls(chain: Chain) -> list[str]:
+    """The chain's RPC endpoints as they may be shown: scheme, host and port only."""
+    return [evm.redact_url(url) for url in chain.rpc_url_list]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def deployments_to_read() -> list[int]:
+    """Ids of active deployments of active assets on active chains that have RPC URLs."""
+    return list(
+        TokenDeployment.objects.filter(active=True, asset__active=True, chain__active=True)
+        .exclude(chain__rpc_urls="")
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def read_deployment(deployment_id: int, *, task_id: str | None = None) -> SupplyReading:
+    """Read one deployment's supply from its chain and store the reading (ok or failed).
+
+    Re-reading a block already stored returns that reading. On a retryable error
+    (:class:`audits.evm.RpcUnavailable`) the failed reading is stored and the error
+    re-raised so the Celery task retries; other errors return the failed reading.
+    """
+    deployment = TokenDeployment.objects.select_related("chain", "asset").get(pk=deployment_id)
+    chain = deployment.chain
+    excluded = list(
+        deployment.excluded_addresses.filter(active=True)
+        .order_by("address")
+        .values_list("address", flat=True)
+    )
+    try:
+        templates = chain.rpc_url_list
+        if not templates:
+            raise RpcNotConfigured(
+                f"chain {chain.chain_id} has no RPC URL configured; enter its supply manually"
+            )
+        observation = evm.read_supply(
+            [expand_rpc_url(url) for url in templates],
+            chain.chain_id,
+            deployment.address,
+            deployment.decimals,
+            excluded=excluded,
+            confirmations=chain.confirmations,
+            timeout=float(chain.rpc_timeout),
+        )
+    except evm.SupplyReadError as exc:
+        reading = _record_failure(deployment, exc, task_id)
+        # exc.message is built from redacted URLs only (audits.evm guarantees it).
+        logger.warning(
+            "supply read failed",
+            extra={
+                "deployment": deployment.pk,
+                "chain_id": chain.chain_id,
+                "error": type(exc).__name__,
+                "detail": exc.message,
+                "retryable": exc.retryable,
+            },
+        )
+        if exc.retryable:
+            raise
+        return reading
+    return _record_observation(deployment, observation, task_id)
+
+
+def _record_failure(
+    deployment: TokenDeployment, exc: evm.SupplyReadError, task_id: str | None
+) -> SupplyReading:
+    now = timezone.now()
+    error = f"{type(exc).__name__}: {exc.message}"
+    values = {"error": error, "retryable": exc.retryable, "rpc": exc.rpc, "attempted_at": now}
+    if task_id:
+        # Retries of one task share its id: one failed row counts the attempts.
+        updated = SupplyReading.objects.filter(
+            deployment=deployment, task_id=task_id, status=ReadingStatus.FAILED
+        ).update(attempts=F("attempts") + 1, **values)
+        if updated:
+            return SupplyReading.objects.get(
+                deployment=deployment, task_id=task_id, status=ReadingStatus.FAILED
+            )
+    return SupplyReading.objects.create(
+        deployment=deployment,
+        source=SupplySource.CHAIN,
+        status=ReadingStatus.FAILED,
+        task_id=task_id or "",
+        **values,
+    )
+
+
+def _record_observation(
+    deployment: TokenDeployment, obs: evm.SupplyObservation, task_id: str | None
+) -> SupplyReading:
+    now = timezone.now()
+    same_block = SupplyReading.objects.filter(
+        deployment=deployment,
+        status=ReadingStatus.OK,
+        source=SupplySource.CHAIN,
+        block_hash=obs.block_hash,
+    )
+    existing = same_block.first()
+    if existing is None:
+        excluded_raw = sum(obs.excluded_balances.values())
+        try:
+            with transaction.atomic():
+                return SupplyReading.objects.create(
+                    deployment=deployment,
+                    source=SupplySource.CHAIN,
+                    status=ReadingStatus.OK,
+                    block_number=obs.block_number,
+                    block_hash=obs.block_hash,
+                    block_timestamp=obs.block_timestamp,
+                    as_of=obs.block_timestamp,
+                    decimals=obs.decimals,
+                    total_supply_raw=Decimal(obs.total_supply_raw),
+                    total_supply=obs.total_supply,
+                    excluded_balances={a: str(v) for a, v in obs.excluded_balances.items()},
+                    excluded_raw=Decimal(excluded_raw),
+                    circulating_raw=Decimal(obs.circulating_raw),
+                    circulating=obs.circulating,
+                    rpc=obs.rpc,
+                    attempted_at=now,
+                    last_seen_at=now,
+                    task_id=task_id or "",
+                )
+        except IntegrityError:
+            # A concurrent read of the same block won the insert; use its row.
+            existing = same_block.first()
+            if existing is None:
+                raise
+    same_block.filter(pk=existing.pk).update(last_seen_at=now)
+    existing.last_seen_at = now
+    return existing
+
+
+# --------------------------------------------------------------------------- manual source
+
+
+def tokens_to_raw(amount: Decimal, decimals: int) -> int:
+    """Whole tokens -> base units, exactly; refuses amounts finer than one base unit."""
+    if not amount.is_finite() or amount < 0:
+        raise ValidationError("The supply must be a finite, non-negative number.")
+    sign, digits, exponent = amount.as_tuple()
+    # Shift the exponent on the digit tuple: Decimal arithmetic would round at 28 digits.
+    shifted = Decimal((sign, digits, int(exponent) + decimals))
+    if shifted != shifted.to_integral_value():
+        raise ValidationError(
+            f"{amount} is finer than one base unit of a token with {decimals} decimals."
+        )
+    raw = int(shifted)
+    if raw >= 2**256:
+        raise ValidationError("The supply does not fit in a uint256.")
+    return raw
+
+
+def record_manual_supply(
+    deployment: TokenDeployment,
+    supply: Decimal,
+    *,
+    reference: str,
+    entered_by,
+    as_of: datetime | None = None,
+) -> SupplyReading:
+    """Store an issuer-reported supply (whole tokens) for a chain read without RPC access."""
+    reference = reference.strip()
+    if not reference:
+        raise ValidationError({"reference": "Say where the issuer reported this figure."})
+    as_of = as_of or timezone.now()
+    if as_of > timezone.now() + timedelta(minutes=5):
+        raise ValidationError({"as_of": "The as-of time cannot be in the future."})
+    raw = tokens_to_raw(supply, deployment.decimals)
+    amount = evm.to_tokens(raw, deployment.decimals)
+    return SupplyReading.objects.create(
+        deployment=deployment,
+        source=SupplySource.MANUAL,
+        status=ReadingStatus.OK,
+        as_of=as_of,
+        decimals=deployment.decimals,
+        total_supply_raw=Decimal(raw),
+        total_supply=amount,
+        excluded_raw=Decimal(0),
+        circulating_raw=Decimal(raw),
+        circulating=amount,
+        attempted_at=timezone.now(),
+        reference=reference,
+        entered_by=entered_by,
+    )
+
+
+# --------------------------------------------------------------------------- per asset
+
+
+@dataclass(frozen=True)
+class DeploymentSupply:
+    """Where one deployment's supply stands now."""
+
+    deployment: TokenDeployment
+    #: "ok" (counted), "stale", "failed" or "missing" (not counted)
+    state: str
+    #: the reading that counts, or the newest good one when stale
+    reading: SupplyReading | None
+    #: the newest failed attempt, if it is newer than ``reading``
+    latest_error: SupplyReading | None
+    note: str = ""
+
+    @property
+    def counted(self) -> bool:
+        return self.state == "ok"
+
+
+@dataclass(frozen=True)
+class AssetSupply:
+    """An asset's circulating supply across its chains; no total unless every chain counts."""
+
+    asset: Asset
+    deployments: list[DeploymentSupply] = field(default_factory=list)
+    circulating: Decimal | None = None
+    total_supply: Decimal | None = None
+    reason: str = ""
+    includes_manual: bool = False
+
+
+def _stale_after(source: str) -> timedelta:
+    if source == SupplySource.MANUAL:
+        return getattr(settings, "SUPPLY_MANUAL_STALE_AFTER", MANUAL_STALE_AFTER)
+    return getattr(settings, "SUPPLY_CHAIN_STALE_AFTER", CHAIN_STALE_AFTER)
+
+
+def _freshness(reading: SupplyReading) -> datetime:
+    if reading.source == SupplySource.MANUAL:
+        assert reading.as_of is not None
+        return reading.as_of
+    return reading.last_seen_at or reading.attempted_at
+
+
+def deployment_supply(deployment: TokenDeployment, now: datetime) -> DeploymentSupply:
+    """The reading that counts for ``deployment`` now, or why none does.
+
+    A fresh chain reading wins; otherwise a fresh issuer-reported (manual) one. A reading
+    is fresh while it was confirmed within its staleness window (chain: last read of the
+    same block; manual: its as-of date). A newer failure is reported beside a fresh
+    reading but does not discard it: a node blip must not blank a total read minutes ago.
+    """
+    readings = SupplyReading.objects.filter(deployment=deployment)
+    chain_ok = (
+        readings.filter(status=ReadingStatus.OK, source=SupplySource.CHAIN)
+        .order_by("-block_number", "-id")
+        .first()
+    )
+    manual = readings.filter(source=SupplySource.MANUAL).order_by("-as_of", "-id").first()
+    failure = readings.filter(status=ReadingStatus.FAILED).order_by("-attempted_at", "-id").first()
+
+    def fresh(r: SupplyReading | None) -> bool:
+        return r is not None and now - _freshness(r) <= _stale_after(r.source)
+
+    best = chain_ok if fresh(chain_ok) else manual if fresh(manual) else None
+    newest_ok = max((r for r in (chain_ok, manual) if r is not None), key=_freshness, default=None)
+    shown = best or newest_ok
+    if failure is not None and shown is not None and failure.attempted_at <= _freshness(shown):
+        failure = None
+    if best is not None:
+        return DeploymentSupply(deployment, "ok", best, failure)
+    if failure is not None:
+        return DeploymentSupply(deployment, "failed", newest_ok, failure, failure.error)
+    if newest_ok is not None:
+        age = now - _freshness(newest_ok)
+        return DeploymentSupply(
+            deployment, "stale", newest_ok, None, f"last confirmed {_ago(age)} ago"
+        )
+    return DeploymentSupply(deployment, "missing", None, None, "no reading yet")
+
+
+def _ago(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h"
+
+
+def _sum_tokens(amounts: Iterable[tuple[int, int]]) -> Decimal:
+    """Exact sum of (raw, decimals) pairs in whole tokens (no 28-digit Decimal rounding)."""
+    pairs = list(amounts)
+    places = max((d for _, d in pairs), default=0)
+    return evm.to_tokens(sum(raw * 10 ** (places - d) for raw, d in pairs), places)
+
+
+def asset_supply(asset: Asset, now: datetime | None = None) -> AssetSupply:
+    """Latest supply of ``asset`` on each active chain and, if all are counted, the total."""
+    now = now or timezone.now()
+    deployments = asset.deployments.filter(active=True, chain__active=True).select_related("chain")
+    rows = [deployment_supply(d, now) for d in deployments.order_by("chain__chain_id")]
+    if not rows:
+        return AssetSupply(asset, rows, reason="no active deployment")
+    missing = [r for r in rows if not r.counted]
+    if missing:
+        reason = "; ".join(
+            f"{r.deployment.chain.name}: {r.state}" + (f" ({r.note})" if r.note else "")
+            for r in missing
+        )
+        return AssetSupply(asset, rows, reason=f"not every chain has a current reading: {reason}")
+    readings = [r.reading for r in rows if r.reading is not None]
+
+    def pairs(attr: str) -> list[tuple[int, int]]:
+        return [(int(getattr(x, attr)), int(x.decimals or 0)) for x in readings]
+
+    return AssetSupply(
+        asset,
+        rows,
+        circulating=_sum_tokens(pairs("circulating_raw")),
+        total_supply=_sum_tokens(pairs("total_supply_raw")),
+        includes_manual=any(x.source == SupplySource.MANUAL for x in readings),
+    )
+
+
+def latest_supply_by_asset(now: datetime | None = None) -> list[AssetSupply]:
+    """:func:`asset_supply` for every active asset, by code."""
+    now = now or timezone.now()
+    return [asset_supply(asset, now) for asset in Asset.objects.filter(active=True)]

@@ -1,0 +1,35 @@
+"""Celery tasks for on-chain supply: a periodic fan-out and one idempotent read per deployment."""
+
+from celery import shared_task
+
+from audits import supply
+from audits.evm import RpcUnavailable
+from audits.models import TokenDeployment
+
+
+@shared_task(name="audits.tasks.read_all_supplies", ignore_result=True)
+def read_all_supplies() -> int:
+    """Queue one read per readable deployment, so a slow or dead chain blocks no other."""
+    ids = supply.deployments_to_read()
+    for deployment_id in ids:
+        read_supply_for_deployment.delay_on_commit(deployment_id)
+    return len(ids)
+
+
+@shared_task(
+    name="audits.tasks.read_supply_for_deployment",
+    bind=True,
+    autoretry_for=(RpcUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+    acks_late=True,
+    ignore_result=True,
+)
+def read_supply_for_deployment(self, deployment_id: int) -> None:
+    """Read and store one deployment's supply; a re-run for the same block stores nothing new."""
+    try:
+        supply.read_deployment(deployment_id, task_id=self.request.id)
+    except TokenDeployment.DoesNotExist:
+        return  # deleted since it was queued: nothing to read
