@@ -12,9 +12,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # A file, not :memory:, so a Celery worker in another process can open the test database.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 
-# One queue per test run: parallel runs sharing a broker never take each other's tasks.
-# Set in the environment so the worker processes the tests start inherit the same name.
-os.environ.setdefault("CELERY_QUEUE", f"porapp-test-{os.getpid()}")
-CELERY_TASK_DEFAULT_QUEUE = os.environ["CELERY_QUEUE"]
+# One queue per test process: parallel test processes (xdist) sharing a broker must never take
+# each other's tasks, since each has its own test database. Celery workers started by the
+# tests are told the queue of the process that started them.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("PORAPP_TEST_QUEUE") or f"porapp-test-{os.getpid()}"

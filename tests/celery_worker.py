@@ -36,7 +36,7 @@ class WorkerProcess:
         env.update(
             DJANGO_SETTINGS_MODULE="porapp.test_settings",
             DATABASE_URL=test_database_url(),
-            CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
+            PORAPP_TEST_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
             CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
             CELERY_BROKER_DIR=str(settings.CELERY_BROKER_DIR),
         )
