@@ -1,0 +1,201 @@
+"""Benchmark of the Merkle sum tree builder (issue 3) against the raw-hash limit and a peer.
+
+    .venv/bin/python bench/merkle_bench.py            # 100k and 1M accounts, k=1 and k=4
+    .venv/bin/python bench/merkle_bench.py --huge     # also 10M accounts (k=1 only)
+    .venv/bin/python bench/merkle_bench.py --sizes 20000 --ks 1   # quick smoke run
+
+Every measurement runs in its own child process so that peak RSS (ru_maxrss) of one case
+never includes another. "build" is timed from the first read of the account stream to the
+renamed, complete tree file; the accounts themselves are generated before the clock starts
+(except with --huge, where they are streamed from a generator and that cost is reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from audits.merkle import build_tree, extract_proof, verify_proof  # noqa: E402
+
+SECRET = b"\x07" * 32
+
+
+def rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+
+
+def accounts(n: int, k: int):
+    """Deterministic-shape accounts with random nonces, as a generator."""
+    nonces = os.urandom(32 * min(n, 1 << 20))
+    span = len(nonces) // 32
+    for i in range(n):
+        j = (i % span) * 32
+        # Rotate the nonce pool with i so ids stay unique in their hash even when reused.
+        yield (f"acct-{i:09d}", nonces[j : j + 32], [(i * 7919) % 10**24 for _ in range(k)])
+
+
+def case_build(n: int, k: int, stream: bool) -> dict:
+    if stream:
+        t = time.perf_counter()
+        for _ in accounts(n, k):
+            pass
+        stream_s = time.perf_counter() - t
+        src, before = accounts(n, k), rss_mb()
+    else:
+        src, stream_s = list(accounts(n, k)), 0.0
+        before = rss_mb()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        path = Path(tmp) / "tree.bin"
+        phases: dict[str, float] = {}
+        t = time.perf_counter()
+        info = build_tree(src, k, SECRET, path, timings=phases)
+        build_s = time.perf_counter() - t
+        peak_self, peak_children = rss_mb(), rss_mb(resource.RUSAGE_CHILDREN)
+        size = path.stat().st_size
+        rng = random.Random(1)
+        sample = [(f"acct-{i:09d}", i) for i in rng.sample(range(n), min(n, 300))]
+        by_id = {}
+        if not stream:
+            by_id = {a: nn for a, nn, _ in src if a in dict(sample)}
+        ext, ver = [], []
+        for aid, i in sample:
+            if by_id:
+                t = time.perf_counter()
+                proof = extract_proof(path, account_id=aid, nonce=by_id[aid])
+            else:
+                t = time.perf_counter()
+                proof = extract_proof(path, index=i % info.leaf_count)
+            ext.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ok = verify_proof(proof).valid
+            ver.append(time.perf_counter() - t)
+            assert ok
+    return {
+        "n": n,
+        "k": k,
+        "build_s": build_s,
+        "phases": phases,
+        "stream_s": stream_s,
+        "leaves_per_s": n / build_s,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak_self,
+        "peak_rss_workers_mb": peak_children,
+        "file_mb": size / 2**20,
+        "extract_ms": statistics.median(ext) * 1e3,
+        "verify_ms": statistics.median(ver) * 1e3,
+        "leaf_count": info.leaf_count,
+    }
+
+
+def case_raw(n: int, k: int) -> dict:
+    """Bare hashlib.sha256 over messages of the sizes the tree hashes, one core."""
+    leaves = 1 << (n - 1).bit_length()
+    sha, total = hashlib.sha256, 0.0
+    # Batches keep memory flat at 10M; only the hashing itself is timed.
+    for count, size in (
+        (n, 18 + 4 + 13 + 32),
+        (leaves, 1 + 32 + 16 * k),
+        (leaves - 1, 97 + 32 * (k - 1)),
+    ):
+        for lo in range(0, count, 1 << 20):
+            msgs = [os.urandom(size) for _ in range(min(1 << 20, count - lo))]
+            t = time.perf_counter()
+            [sha(m).digest() for m in msgs]
+            total += time.perf_counter() - t
+    return {"raw_s": total, "hashes": n + 2 * leaves - 1}
+
+
+def case_peer(n: int) -> dict:
+    """merkletools (plain SHA-256 tree, no sums) over n precomputed leaf digests."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it warns that pysha3 is missing; sha256 is unaffected
+        import merkletools
+    hexes = [hashlib.sha256(i.to_bytes(8, "big")).hexdigest() for i in range(n)]
+    t = time.perf_counter()
+    mt = merkletools.MerkleTools(hash_type="sha256")
+    mt.add_leaf(hexes)
+    mt.make_tree()
+    return {"peer_s": time.perf_counter() - t, "peer_rss_mb": rss_mb()}
+
+
+def in_child(kind: str, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--huge", action="store_true", help="also run 10M accounts, k=1")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    ap.add_argument("--ks", type=int, nargs="*", default=[1, 4])
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "build":
+            res = case_build(int(rest[0]), int(rest[1]), rest[2] == "1")
+        elif kind == "raw":
+            res = case_raw(int(rest[0]), int(rest[1]))
+        else:
+            res = case_peer(int(rest[0]))
+        print(json.dumps(res))
+        return
+    print(
+        f"# merkle_bench  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  "
+        f"cpus={len(os.sched_getaffinity(0))}  python {platform.python_version()}"
+    )
+    cases = [(n, k, False) for n in args.sizes for k in args.ks]
+    if args.huge:
+        cases.append((10_000_000, 1, True))
+    header = (
+        f"{'accounts':>10} {'k':>2} {'build s':>8} {'leaves/s':>10} {'peak RSS':>9} "
+        f"{'file MB':>8} {'proof ms':>8} {'verify ms':>9} {'raw 1-core s':>12} "
+        f"{'x raw':>6} {'peer s':>7} {'x peer':>6}  phases"
+    )
+    print(header)
+    for n, k, stream in cases:
+        b = in_child("build", str(n), str(k), "1" if stream else "0")
+        r = in_child("raw", str(n), str(k))
+        p = in_child("peer", str(n)) if k == 1 else None
+        peak = max(b["peak_rss_mb"], b["peak_rss_workers_mb"])
+        phases = " ".join(f"{name}={sec:.2f}" for name, sec in b["phases"].items())
+        if stream:
+            phases += f" (stream alone={b['stream_s']:.2f}s, included)"
+        print(
+            f"{n:>10} {k:>2} {b['build_s']:>8.2f} {b['leaves_per_s']:>10.0f} "
+            f"{peak:>7.0f}MB {b['file_mb']:>8.1f} {b['extract_ms']:>8.3f} "
+            f"{b['verify_ms']:>9.3f} {r['raw_s']:>12.2f} {b['build_s'] / r['raw_s']:>6.2f} "
+            + (
+                f"{p['peer_s']:>7.2f} {b['build_s'] / p['peer_s']:>6.2f}"
+                if p
+                else f"{'-':>7} {'-':>6}"
+            )
+            + f"  {phases}; input held before build: {b['rss_before_mb']:.0f}MB",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
