@@ -35,7 +35,11 @@ check-migrations: install
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
 bench: install
+	# merkletools is only the benchmark's plain-tree peer; --no-deps skips pysha3, which does
+	# not build on Python 3.11 (and which the peer does not need on 3.6+).
+	$(VENV)/bin/pip install --quiet --no-deps merkletools==1.0.3
 	$(PY) bench/merkle_bench.py
+	$(PY) bench/statements_bench.py
 
 lock: install
 	{ echo "# Exact pins (pip freeze of the resolved set). Regenerate with: make lock"; \

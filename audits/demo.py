@@ -296,3 +296,37 @@ def mint_demo_supply(devchain_file: Path) -> None:
 
 def _raw(tokens: str, decimals: int) -> int:
     return tokens_to_raw(Decimal(tokens), decimals)
+
+
+# --- Demo liability proof --------------------------------------------------------------------
+DEMO_ACCOUNTS = [
+    # account id, balances in AAPLx, MSFTx, SPYx, QQQx (whole tokens; 18 decimals on chain)
+    ("alice@example.com", (12, 3, 0, 1)),
+    ("bob@example.com", (0, 40, 5, 0)),
+    ("carol@example.com", (250, 0, 0, 10)),
+    ("dave@example.com", (1, 1, 1, 1)),
+    ("erin@example.com", (0, 0, 90, 0)),
+]
+
+
+def write_demo_proof(var_dir: Path) -> Path:
+    """Build a liability tree of demo users and write alice's inclusion proof as JSON."""
+    import json
+
+    from audits import merkle
+
+    unit = 10**18
+    assets = [merkle.Asset(code, decimals) for code, _, _, _, decimals in ASSETS]
+    accounts = [
+        (account, secrets.token_bytes(32), [whole * unit for whole in balances])
+        for account, balances in DEMO_ACCOUNTS
+    ]
+    tree = var_dir / "demo-liabilities.tree"
+    merkle.build_tree(
+        accounts, len(assets), secrets.token_bytes(32), tree, snapshot="demo", assets=assets
+    )
+    account, nonce, _ = accounts[0]
+    proof = merkle.extract_proof(tree, account_id=account, nonce=nonce)
+    out = var_dir / "demo-proof-alice.json"
+    out.write_text(json.dumps(proof, indent=2) + "\n")
+    return out

@@ -2,7 +2,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from audits.demo import CUSTODIANS, demo_token, ensure_user, load_demo_data, load_demo_statements
+from audits.demo import (
+    CUSTODIANS,
+    demo_token,
+    ensure_user,
+    load_demo_data,
+    load_demo_statements,
+    write_demo_proof,
+)
 from audits.models import Custodian
 
 
@@ -32,3 +39,13 @@ class Command(BaseCommand):
         self.stdout.write(f"  custodian1 API token: {token}")
         for statement in loaded:
             self.stdout.write(f"  statement #{statement.pk}: {statement}")
+        proof = write_demo_proof(settings.VAR_DIR)
+        shown = (
+            proof.relative_to(settings.BASE_DIR)
+            if proof.is_relative_to(settings.BASE_DIR)
+            else proof
+        )
+        self.stdout.write(
+            f"  a user's liability proof: {shown}; check it offline with: "
+            f"python -m audits.verify {shown}"
+        )
