@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install tools check-migrations bench clean lock
+.PHONY: demo test lint typecheck install tools node-tools check-migrations bench clean lock
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -16,9 +16,12 @@ $(STAMP): requirements.txt
 install: $(STAMP)
 
 tools:
-	scripts/install-tools.sh
+	scripts/install-tools.sh node browser
 
-demo: install tools
+node-tools:
+	scripts/install-tools.sh node
+
+demo: install node-tools
 	DEBUG=1 $(PY) manage.py rundemo
 
 test: install tools
