@@ -1,24 +1,31 @@
 """Streaming, multi-process builder of ``por-mst-v1`` tree files.
 
 The build runs in three phases, each split across forked workers that share files, not
-pickled objects: (A) hash and pack accounts chunk by chunk into an unsorted leaf file,
-(B) sort leaves by account hash, one first-byte range per worker, straight into level 0 of
-the tree file, (C) hash disjoint subtrees per worker, then the few top nodes in the parent.
+pickled objects: (A) hash and pack accounts chunk by chunk into an unsorted leaf file (a list
+is split between the parent and the workers; a stream is pipelined: workers hash chunk i
+while the parent pulls chunk i+1), (B) sort leaves by account hash, one first-byte range per
+worker, straight into level 0 of the tree file, (C) hash disjoint subtrees per worker, then
+the few top nodes in the parent.
+
+Hot loops keep per-record Python work to a slice, a hash and a digest: records are sorted as
+latin-1 str (memcmp fast path), levels travel as one bytes blob of ``hash || sums`` records
+(a node's message is then the tag plus one slice), and sums are added column-wise with map.
 """
 
 from __future__ import annotations
 
+import codecs
 import gc
 import json
 import mmap
 import os
 import pickle
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
-from itertools import compress, islice, pairwise
-from operator import itemgetter
-from typing import Any
+from itertools import compress, islice, pairwise, repeat
+from operator import add, itemgetter
+from typing import Any, Literal
 
 from .format import (
     ACCOUNT_PREFIX,
@@ -43,6 +50,8 @@ Account = tuple[str, bytes, Sequence[int]]
 CHUNK = 1 << 20  # accounts read from the stream per ingest round
 _SERIAL_BELOW = 1 << 14  # forking costs more than it saves on small trees
 _MAX_WRITE = 1 << 30
+_BIG: Literal["big"] = "big"
+_SLAB = 1 << 20  # records per slab where a whole level's Python objects would be too many
 
 
 def default_workers() -> int:
@@ -66,31 +75,39 @@ def _run_parallel(tasks: Sequence[Callable[[], Any]]) -> None:
         for task in tasks:
             task()
         return
-    children = []
-    for task in tasks[1:]:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: never return into the caller's stack
-            os.close(r)
-            code = 0
-            try:
-                task()
-            except BaseException as exc:
-                code = 1
-                try:
-                    data = pickle.dumps(exc)
-                except Exception:
-                    data = pickle.dumps(MerkleError(None, "worker", repr(exc)))
-                _write_pipe(w, data)
-            finally:
-                os._exit(code)
-        os.close(w)
-        children.append((pid, r))
+    children = [_fork(task) for task in tasks[1:]]
     error: BaseException | None = None
     try:
         tasks[0]()
     except BaseException as exc:
         error = exc
+    _join(children, error)
+
+
+def _fork(task: Callable[[], Any]) -> tuple[int, int]:
+    """Start ``task`` in a forked child; returns (pid, read end of its error pipe)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never return into the caller's stack
+        os.close(r)
+        code = 0
+        try:
+            task()
+        except BaseException as exc:
+            code = 1
+            try:
+                data = pickle.dumps(exc)
+            except Exception:
+                data = pickle.dumps(MerkleError(None, "worker", repr(exc)))
+            _write_pipe(w, data)
+        finally:
+            os._exit(code)
+    os.close(w)
+    return pid, r
+
+
+def _join(children: Sequence[tuple[int, int]], error: BaseException | None = None) -> None:
+    """Wait for every child; raise ``error`` if given, else the first child's error."""
     for pid, r in children:
         data = _read_pipe(r)
         _, status = os.waitpid(pid, 0)
@@ -118,6 +135,18 @@ def _read_pipe(fd: int) -> bytes:
         chunks.append(block)
     os.close(fd)
     return b"".join(chunks)
+
+
+def _ingest_cuts(n: int, w: int) -> list[int]:
+    """Boundaries of the w ingest shares; share 0 runs in the parent.
+
+    The parent also checks every id for duplicates (about a fifth of the per-account work),
+    so it takes 3/4 of an even share and the forked workers split the rest evenly.
+    """
+    if w == 1:
+        return [0, n]
+    first = n * 3 // (4 * w)
+    return [0] + [first + (n - first) * p // (w - 1) for p in range(w)]
 
 
 def _split(n: int, parts: int) -> list[tuple[int, int]]:
@@ -158,12 +187,15 @@ def _ingest(chunk: list[Any], k: int, fd: int, offset: int) -> None:
 
 def _ids_then(chunk: list[Any], seen: set[Any], task: Callable[[], Any]) -> None:
     """Check the chunk's ids for duplicates, then run this process's share of the ingest."""
-    try:
-        ids = list(map(itemgetter(0), chunk))
-    except (TypeError, IndexError, KeyError):
-        ids = []  # a malformed account: _ingest names it
-    _check_ids(ids, seen)
+    _check_ids(_ids_of(chunk), seen)
     task()
+
+
+def _ids_of(chunk: list[Any]) -> list[Any]:
+    try:
+        return list(map(itemgetter(0), chunk))
+    except (TypeError, IndexError, KeyError):
+        return []  # a malformed account: _ingest names it
 
 
 def _careful_record(acc: Any, k: int) -> bytes:
@@ -175,8 +207,9 @@ def _careful_record(acc: Any, k: int) -> bytes:
 
 def _pads(secret: bytes, lo: int, hi: int, k: int, fd: int, offset: int) -> None:
     sha, pre, zeros = _sha256, PAD_PREFIX + secret, bytes(AMOUNT_LEN * k)
-    recs = [sha(pre + i.to_bytes(8, "big")).digest() + zeros for i in range(lo, hi)]
-    _pwrite_all(fd, b"".join(recs), offset)
+    hashes = [sha(pre + i.to_bytes(8, "big")).digest() for i in range(lo, hi)]
+    if hashes:  # records are hash | zero balances: the zeros go in as the join separator
+        _pwrite_all(fd, zeros.join(hashes) + zeros, offset)
 
 
 def _check_ids(ids: list[Any], seen: set[Any]) -> None:
@@ -195,56 +228,153 @@ def _check_ids(ids: list[Any], seen: set[Any]) -> None:
 
 
 def _sort_bucket(src: mmap.mmap, mask: bytes, rsize: int, fd: int, offset: int) -> None:
-    # compress() walks the byte mask in C, so each worker touches only its own records.
-    offs = compress(range(0, len(mask) * rsize, rsize), mask)
-    recs = [src[o : o + rsize] for o in offs]
+    """Sort this worker's records (those whose mask byte is 1) and write them at ``offset``."""
+    # Records are sorted as latin-1 str, not bytes: list.sort has a memcmp fast path for
+    # one-byte-per-char str (no rich-compare dispatch), about 2.5x faster than on bytes,
+    # and latin-1 maps every byte to the char of the same value, so the order is the same.
+    recs: list[str] = []
+    for lo in range(0, len(mask), _SLAB):  # decoded a slab at a time to bound memory
+        text = codecs.latin_1_decode(src[lo * rsize : (lo + _SLAB) * rsize])[0]
+        # compress() walks the byte mask in C, so each worker touches only its own records.
+        offs = compress(range(0, len(text), rsize), mask[lo : lo + _SLAB])
+        recs.extend([text[o : o + rsize] for o in offs])
     recs.sort()
-    _pwrite_all(fd, b"".join(recs), offset)
+    _pwrite_all(fd, "".join(recs).encode("latin-1"), offset)
+
+
+def _interleave(width: int, *columns: list[bytes]) -> list[bytes]:
+    """[c0[0], c1[0], ..., c0[1], c1[1], ...]: slice assignment fills it in C, no loop."""
+    out = [b""] * (width * len(columns[0]))
+    for i, col in enumerate(columns):
+        out[i::width] = col
+    return out
+
+
+def _leaf_level(blob: bytes, k: int) -> tuple[bytes, list[list[int]]]:
+    """Payloads ``leaf_hash || balances`` (one blob) and balance columns of level 0."""
+    sha, size = _sha256, HASH_LEN + AMOUNT_LEN * k
+    pays: list[bytes] = []
+    cols: list[list[int]] = [[] for _ in range(k)]
+    # A slab at a time, so the per-leaf objects of a 10M-account tree never coexist.
+    for lo in range(0, len(blob), _SLAB * size):
+        rng = range(lo, min(len(blob), lo + _SLAB * size), size)
+        # Level 0 holds account_hash|balances; the leaf hash is computed here, not stored.
+        hashes = [sha(LEAF_TAG + blob[o : o + size]).digest() for o in rng]
+        amounts = [blob[o + HASH_LEN : o + size] for o in rng]
+        pays.append(b"".join(_interleave(2, hashes, amounts)))
+        for col, part in zip(cols, _columns(amounts, k), strict=True):
+            col.extend(part)
+    return b"".join(pays), cols
+
+
+def _columns(amounts: list[bytes], k: int) -> list[list[int]]:
+    """Per-asset integer columns of packed ``u128 * k`` amounts."""
+    if k == 1:
+        return [list(map(int.from_bytes, amounts, repeat(_BIG)))]
+    frm = int.from_bytes
+    return [
+        [frm(a[s : s + AMOUNT_LEN], "big") for a in amounts]
+        for s in range(0, AMOUNT_LEN * k, AMOUNT_LEN)
+    ]
+
+
+def _node_level(pay: bytes, cols: list[list[int]], height: int) -> tuple[bytes, list[list[int]]]:
+    """One level up: node payloads ``hash || sums`` (one blob) and their sum columns.
+
+    ``pay`` holds the level below as consecutive ``hash || sums`` records, so node j's
+    message is the 0x01 tag and one contiguous slice: children 2j and 2j+1.
+    """
+    sha, tag = _sha256, NODE_TAG
+    msize = 2 * len(pay) // len(cols[0])
+    hashes = [sha(tag + pay[o : o + msize]).digest() for o in range(0, len(pay), msize)]
+    cols = [list(map(add, c[0::2], c[1::2])) for c in cols]
+    try:
+        packed = [list(map(int.to_bytes, c, repeat(AMOUNT_LEN), repeat(_BIG))) for c in cols]
+    except OverflowError:
+        j = next(j for j, c in enumerate(cols) if max(c) >= AMOUNT_LIMIT)
+        raise MerkleError(
+            None, f"sums[{j}]", f"subtotal of asset {j} at height {height} >= 2**128"
+        ) from None
+    return b"".join(_interleave(1 + len(packed), hashes, *packed)), cols
 
 
 def _subtree(fd: int, lay: Layout, level: int, start: int, count: int) -> tuple[bytes, list[int]]:
     """Hash the subtree over records [start, start+count) of ``level``; write its levels."""
     k, size = lay.k, lay.record_size(level)
-    blob = os.pread(fd, count * size, lay.level_offset(level) + start * size)
-    rng = range(0, count * size, size)
-    sha, frm = _sha256, int.from_bytes
+    pay = os.pread(fd, count * size, lay.level_offset(level) + start * size)
     if level == 0:
-        # Level 0 holds account_hash|balances; the leaf hash is computed here, not stored.
-        # A node's payload hash|sums is exactly what its parent's message embeds.
-        pay = [
-            sha(LEAF_TAG + blob[o : o + size]).digest() + blob[o + HASH_LEN : o + size] for o in rng
-        ]
-    else:
-        pay = [blob[o : o + size] for o in rng]
-    cols = []
-    for j in range(k):
-        s = HASH_LEN + AMOUNT_LEN * j  # both record kinds: 32-byte hash, then amounts
-        cols.append([frm(blob[o + s : o + s + AMOUNT_LEN], "big") for o in rng])
-    del blob
-    msize = 1 + 2 * lay.node_record
+        pay, cols = _leaf_level(pay, k)
+    else:  # node records hash|sums are already payloads
+        rng = range(0, count * size, size)
+        cols = _columns([pay[o + HASH_LEN : o + size] for o in rng], k)
     while count > 1:
-        half = count >> 1
-        parts = [NODE_TAG] * (3 * half)
-        parts[1::3] = pay[0::2]
-        parts[2::3] = pay[1::2]
-        msg = b"".join(parts)
-        hashes = [sha(msg[o : o + msize]).digest() for o in range(0, half * msize, msize)]
-        del msg, parts
-        cols = [[a + b for a, b in zip(c[0::2], c[1::2], strict=True)] for c in cols]
-        try:
-            if k == 1:
-                pay = [h + s.to_bytes(16, "big") for h, s in zip(hashes, cols[0], strict=True)]
-            else:
-                packed = [[s.to_bytes(16, "big") for s in c] for c in cols]
-                pay = [b"".join(t) for t in zip(hashes, *packed, strict=True)]
-        except OverflowError:
-            j = next(j for j, c in enumerate(cols) if max(c) >= AMOUNT_LIMIT)
-            raise MerkleError(
-                None, f"sums[{j}]", f"subtotal of asset {j} at height {level + 1} >= 2**128"
-            ) from None
-        level, start, count = level + 1, start >> 1, half
-        _pwrite_all(fd, b"".join(pay), lay.level_offset(level) + start * lay.node_record)
-    return pay[0][:HASH_LEN], [c[0] for c in cols]
+        pay, cols = _node_level(pay, cols, level + 1)
+        level, start, count = level + 1, start >> 1, count >> 1
+        _pwrite_all(fd, pay, lay.level_offset(level) + start * lay.node_record)
+    return pay[:HASH_LEN], [c[0] for c in cols]  # pay is now the single top record
+
+
+def _ingest_split(
+    accounts: Iterable[Account], k: int, fd: int, chunk_size: int, w: int, auto: bool
+) -> int:
+    """Ingest chunk by chunk, each chunk split between this process and w-1 forked workers.
+
+    Best for a list already in memory: the parent has nothing else to do meanwhile.
+    """
+    rsize, it, n = HASH_LEN + AMOUNT_LEN * k, iter(accounts), 0
+    seen: set[Any] = set()
+    while chunk := list(islice(it, chunk_size)):
+        os.ftruncate(fd, (n + len(chunk)) * rsize)
+        ww = 1 if auto and len(chunk) < _SERIAL_BELOW else w
+        tasks: list[Callable[[], Any]] = [
+            partial(_ingest, chunk[lo:hi], k, fd, (n + lo) * rsize)
+            for lo, hi in pairwise(_ingest_cuts(len(chunk), ww))
+        ]
+        tasks[0] = partial(_ids_then, chunk, seen, tasks[0])
+        _run_parallel(tasks)
+        n += len(chunk)
+    return n
+
+
+def _ingest_pipelined(
+    it: Iterator[Account], k: int, fd: int, chunk_size: int, w: int, auto: bool
+) -> int:
+    """Ingest a stream: w-1 forked workers hash chunk i while this process reads chunk i+1.
+
+    Pulling accounts from a generator or cursor costs about as much as hashing them, and
+    only this process can do it, so it does that and the duplicate-id check, nothing else.
+    """
+    rsize, n = HASH_LEN + AMOUNT_LEN * k, 0
+    seen: set[Any] = set()
+    pending: list[tuple[int, int]] = []
+    try:
+        while chunk := list(islice(it, chunk_size)):
+            os.ftruncate(fd, (n + len(chunk)) * rsize)
+            error = None
+            try:
+                _check_ids(_ids_of(chunk), seen)
+            except MerkleError as exc:
+                error = exc
+            children, pending = pending, []
+            _join(children)  # the previous chunk's errors come first, in stream order
+            if error is not None:
+                raise error
+            if auto and len(chunk) < _SERIAL_BELOW:  # a fork would cost more than it saves
+                _ingest(chunk, k, fd, n * rsize)
+                n += len(chunk)
+                continue
+            pending = [
+                _fork(partial(_ingest, chunk[lo:hi], k, fd, (n + lo) * rsize))
+                for lo, hi in _split(len(chunk), w - 1)
+            ]
+            n += len(chunk)
+        children, pending = pending, []
+        _join(children)
+    finally:
+        for pid, r in pending:  # only after an error: reap, the error is already raised
+            _read_pipe(r)
+            os.waitpid(pid, 0)
+    return n
 
 
 def _check_params(k: int, pad_secret: bytes, assets: Sequence[Asset] | None) -> tuple[Asset, ...]:
@@ -298,22 +428,11 @@ def build_tree(
     gc.disable()
     try:
         os.unlink(unsorted)  # anonymous scratch: vanishes with the descriptor
-        # Phase A: ingest the stream chunk by chunk.
-        it, n = iter(accounts), 0
-        seen: set[Any] = set()
-        while chunk := list(islice(it, chunk_size)):
-            os.ftruncate(ufd, (n + len(chunk)) * rsize)
-            w = 1 if auto and len(chunk) < _SERIAL_BELOW else nworkers
-            # The parent also checks ids for duplicates, so it takes the smaller share.
-            cuts = [0] + [len(chunk) * (2 * p + 1) // (2 * w) for p in range(1, w)] + [len(chunk)]
-            tasks: list[Callable[[], Any]] = [
-                partial(_ingest, chunk[lo:hi], k, ufd, (n + lo) * rsize)
-                for lo, hi in pairwise(cuts)
-            ]
-            tasks[0] = partial(_ids_then, chunk, seen, tasks[0])
-            _run_parallel(tasks)
-            n += len(chunk)
-        del seen, chunk
+        # Phase A: hash and pack every account into the unsorted scratch file.
+        if isinstance(accounts, Sequence) or nworkers == 1 or not hasattr(os, "fork"):
+            n = _ingest_split(accounts, k, ufd, chunk_size, nworkers, auto)
+        else:
+            n = _ingest_pipelined(iter(accounts), k, ufd, chunk_size, nworkers, auto)
         if n == 0:
             raise MerkleError(None, "accounts", "empty snapshot: no accounts, so no tree")
         t1 = clock()
