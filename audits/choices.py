@@ -36,3 +36,15 @@ class SignatureStatus(models.TextChoices):
     INVALID = "invalid", "Does not verify"
     UNKNOWN_KEY = "unknown-key", "Unknown or revoked key"
     MALFORMED = "malformed", "Malformed header"
+
+
+class SupplySource(models.TextChoices):
+    """Where a supply figure comes from; the label travels with the figure."""
+
+    CHAIN = "chain", "on-chain"
+    MANUAL = "manual", "issuer-reported (manual)"
+
+
+class ReadingStatus(models.TextChoices):
+    OK = "ok", "ok"
+    FAILED = "failed", "failed"

@@ -22,12 +22,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from audits import evm
+from audits.choices import ReadingStatus, SupplySource
 from audits.models import (
     Asset,
     Chain,
-    ReadingStatus,
     SupplyReading,
-    SupplySource,
     TokenDeployment,
 )
 

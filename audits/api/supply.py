@@ -12,8 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audits import supply
+from audits.choices import ReadingStatus, SupplySource
 from audits.evm import to_tokens
-from audits.models import Asset, ReadingStatus, SupplyReading, SupplySource
+from audits.models import Asset, SupplyReading
 from audits.permissions import IsAdminOrReadOnly
 
 

@@ -9,7 +9,7 @@ from audits.models.statements import (
     RawDocument,
     StatementLine,
 )
-from audits.models.supply import ExcludedAddress, ReadingStatus, SupplyReading, SupplySource
+from audits.models.supply import ExcludedAddress, SupplyReading
 
 __all__ = [
     "ApiToken",
@@ -22,9 +22,7 @@ __all__ = [
     "ExcludedAddress",
     "Heartbeat",
     "RawDocument",
-    "ReadingStatus",
     "StatementLine",
     "SupplyReading",
-    "SupplySource",
     "TokenDeployment",
 ]

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from audits.choices import ReadingStatus, SupplySource
 from audits.models.reference import TokenDeployment
 from audits.validators import validate_evm_address
 
@@ -77,16 +78,6 @@ class ExcludedAddress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} {self.address}"
-
-
-class SupplySource(models.TextChoices):
-    CHAIN = "chain", "on-chain"
-    MANUAL = "manual", "issuer-reported (manual)"
-
-
-class ReadingStatus(models.TextChoices):
-    OK = "ok", "ok"
-    FAILED = "failed", "failed"
 
 
 # Raw amounts are uint256 base units; whole-token amounts have up to 78 digits and up to
