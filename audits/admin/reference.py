@@ -1,15 +1,20 @@
 """The Django admin: readable lists, search and filters; changes go through model validation."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
+from audits import supply
 from audits.models import (
     Asset,
     Chain,
     Custodian,
     CustodianUser,
+    ExcludedAddress,
     Heartbeat,
     TokenDeployment,
 )
+from audits.tasks.supply import read_supply_for_deployment
 
 
 class TokenDeploymentInline(admin.TabularInline):
@@ -20,10 +25,23 @@ class TokenDeploymentInline(admin.TabularInline):
 
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "isin", "kind", "decimals", "shares_per_token", "active"]
+    list_display = ["code", "name", "isin", "kind", "decimals", "shares_per_token", "active",
+                    "supply_across_chains"]  # fmt: skip
     list_filter = ["kind", "active"]
     search_fields = ["code", "name", "isin"]
+    readonly_fields = ["supply_across_chains"]
     inlines = [TokenDeploymentInline]
+
+    @admin.display(description="circulating supply, all chains")
+    def supply_across_chains(self, obj: Asset):
+        if obj.pk is None:
+            return "—"
+        row = supply.asset_supply(obj)
+        link = reverse("admin:audits_supplyreading_by_asset")
+        if row.circulating is None:
+            return format_html('<a href="{}">no total</a>: {}', link, row.reason)
+        manual = " (includes issuer-reported)" if row.includes_manual else ""
+        return format_html('<a href="{}">{}</a>{}', link, row.circulating, manual)
 
 
 class CustodianUserInline(admin.TabularInline):
@@ -50,9 +68,22 @@ class CustodianUserAdmin(admin.ModelAdmin):
 
 @admin.register(Chain)
 class ChainAdmin(admin.ModelAdmin):
-    list_display = ["chain_id", "name", "active"]
+    list_display = ["chain_id", "name", "endpoints", "confirmations", "rpc_timeout", "active"]
     list_filter = ["active"]
     search_fields = ["name", "=chain_id"]
+    fields = ["chain_id", "name", "active", "endpoints", "rpc_urls", "confirmations", "rpc_timeout"]
+    readonly_fields = ["endpoints"]
+
+    @admin.display(description="RPC endpoints (redacted)")
+    def endpoints(self, obj: Chain) -> str:
+        # Only scheme://host[:port]: keys live in paths, queries and userinfo.
+        return ", ".join(supply.redacted_rpc_urls(obj)) or "none (manual supply only)"
+
+
+class ExcludedAddressInline(admin.TabularInline):
+    model = ExcludedAddress
+    extra = 0
+    fields = ["address", "label", "active"]
 
 
 @admin.register(TokenDeployment)
@@ -61,6 +92,23 @@ class TokenDeploymentAdmin(admin.ModelAdmin):
     list_filter = ["chain", "active", "asset__kind"]
     search_fields = ["asset__code", "asset__name", "address"]
     list_select_related = ["asset", "chain"]
+    inlines = [ExcludedAddressInline]
+    actions = ["read_supply_now"]
+
+    @admin.action(description="Read supply now")
+    def read_supply_now(self, request, queryset) -> None:
+        ids = list(queryset.filter(chain__rpc_urls__gt="").values_list("id", flat=True))
+        for deployment_id in ids:
+            # Sent after commit: the worker must see what this request saved.
+            read_supply_for_deployment.delay_on_commit(deployment_id)
+        self.message_user(request, f"Queued {len(ids)} supply read(s).", messages.SUCCESS)
+        if skipped := queryset.count() - len(ids):
+            self.message_user(
+                request,
+                f"{skipped} deployment(s) are on chains without an RPC URL: enter their "
+                "supply manually.",
+                messages.WARNING,
+            )
 
 
 @admin.register(Heartbeat)

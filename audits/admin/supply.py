@@ -4,25 +4,19 @@ RPC endpoints shown redacted, and the latest supply of each asset across its cha
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.template import engines
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from audits import supply
-from audits.admin.reference import AssetAdmin, ChainAdmin, TokenDeploymentAdmin
 from audits.evm import to_tokens
 from audits.models import (
-    Asset,
-    Chain,
-    ExcludedAddress,
     SupplyReading,
-    TokenDeployment,
 )
-from audits.tasks.supply import read_supply_for_deployment
 
 
 def _amount(reading: SupplyReading | None, raw_attr: str = "circulating_raw") -> str:
@@ -33,13 +27,6 @@ def _amount(reading: SupplyReading | None, raw_attr: str = "circulating_raw") ->
     if raw is None or reading.decimals is None:
         return "—"
     return str(to_tokens(int(raw), reading.decimals))
-
-
-def _queue_reads(deployment_ids: list[int]) -> int:
-    for deployment_id in deployment_ids:
-        # Sent after commit: the worker must see what this request saved.
-        read_supply_for_deployment.delay_on_commit(deployment_id)
-    return len(deployment_ids)
 
 
 # --------------------------------------------------------------------------- readings
@@ -217,72 +204,3 @@ def _asset_block(row: supply.AssetSupply):
         headline,
         chains,
     )
-
-
-# --------------------------------------------------------------------------- reference data
-# The reference admins (audits/admin/reference.py) are extended here, not edited there, so
-# supply stays one module: excluded addresses, redacted RPC URLs, "read supply now".
-
-
-class ExcludedAddressInline(admin.TabularInline):
-    model = ExcludedAddress
-    extra = 0
-    fields = ["address", "label", "active"]
-
-
-admin.site.unregister(TokenDeployment)
-
-
-@admin.register(TokenDeployment)
-class TokenDeploymentSupplyAdmin(TokenDeploymentAdmin):
-    inlines = [ExcludedAddressInline]
-    actions = ["read_supply_now"]
-
-    @admin.action(description="Read supply now")
-    def read_supply_now(self, request, queryset) -> None:
-        ids = list(queryset.filter(chain__rpc_urls__gt="").values_list("id", flat=True))
-        skipped = queryset.count() - len(ids)
-        queued = _queue_reads(ids)
-        self.message_user(request, f"Queued {queued} supply read(s).", messages.SUCCESS)
-        if skipped:
-            self.message_user(
-                request,
-                f"{skipped} deployment(s) are on chains without an RPC URL: enter their "
-                "supply manually.",
-                messages.WARNING,
-            )
-
-
-admin.site.unregister(Chain)
-
-
-@admin.register(Chain)
-class ChainSupplyAdmin(ChainAdmin):
-    list_display = ["chain_id", "name", "endpoints", "confirmations", "rpc_timeout", "active"]
-    fields = ["chain_id", "name", "active", "endpoints", "rpc_urls", "confirmations", "rpc_timeout"]
-    readonly_fields = ["endpoints"]
-
-    @admin.display(description="RPC endpoints (redacted)")
-    def endpoints(self, obj: Chain) -> str:
-        # Only scheme://host[:port]: keys live in paths, queries and userinfo.
-        return ", ".join(supply.redacted_rpc_urls(obj)) or "none (manual supply only)"
-
-
-admin.site.unregister(Asset)
-
-
-@admin.register(Asset)
-class AssetSupplyAdmin(AssetAdmin):
-    list_display = [*AssetAdmin.list_display, "supply_across_chains"]
-    readonly_fields = ["supply_across_chains"]
-
-    @admin.display(description="circulating supply, all chains")
-    def supply_across_chains(self, obj: Asset):
-        if obj.pk is None:
-            return "—"
-        row = supply.asset_supply(obj)
-        link = reverse("admin:audits_supplyreading_by_asset")
-        if row.circulating is None:
-            return format_html('<a href="{}">no total</a>: {}', link, row.reason)
-        manual = " (includes issuer-reported)" if row.includes_manual else ""
-        return format_html('<a href="{}">{}</a>{}', link, row.circulating, manual)
