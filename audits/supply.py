@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audits import evm
@@ -74,6 +74,38 @@ def deployments_to_read() -> list[int]:
         .order_by("id")
         .values_list("id", flat=True)
     )
+
+
+#: How long a queued read owns its deployment. Longer than one task's retries take (five
+#: backoffs of at most 2**n s, plus RPC timeouts); short enough that a worker that died
+#: mid-read delays the next read by minutes, not by the staleness window.
+READ_CLAIM_LEASE = timedelta(minutes=5)
+
+
+def claim_for_reading(deployment_ids: Iterable[int], now: datetime | None = None) -> list[int]:
+    """Claim deployments for one read each; returns those this call won.
+
+    A conditional UPDATE per deployment: while a read (and its retries) owns a deployment, the
+    schedule queues no second read of it, so a dead RPC does not pile up retrying tasks.
+    """
+    now = now or timezone.now()
+    won = []
+    for deployment_id in deployment_ids:
+        claimed = (
+            TokenDeployment.objects.filter(pk=deployment_id)
+            .filter(
+                Q(supply_read_claimed_until__isnull=True) | Q(supply_read_claimed_until__lte=now)
+            )
+            .update(supply_read_claimed_until=now + READ_CLAIM_LEASE)
+        )
+        if claimed:
+            won.append(deployment_id)
+    return won
+
+
+def release_claim(deployment_id: int) -> None:
+    """The read of this deployment is over (stored, or given up): the next may be queued."""
+    TokenDeployment.objects.filter(pk=deployment_id).update(supply_read_claimed_until=None)
 
 
 def read_deployment(deployment_id: int, *, task_id: str | None = None) -> SupplyReading:

@@ -97,12 +97,15 @@ class TokenDeploymentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Read supply now")
     def read_supply_now(self, request, queryset) -> None:
-        ids = list(queryset.filter(chain__rpc_urls__gt="").values_list("id", flat=True))
+        readable = list(queryset.filter(chain__rpc_urls__gt="").values_list("id", flat=True))
+        ids = supply.claim_for_reading(readable)
         for deployment_id in ids:
             # Sent after commit: the worker must see what this request saved.
             read_supply_for_deployment.delay_on_commit(deployment_id)
         self.message_user(request, f"Queued {len(ids)} supply read(s).", messages.SUCCESS)
-        if skipped := queryset.count() - len(ids):
+        if in_flight := len(readable) - len(ids):
+            self.message_user(request, f"{in_flight} read(s) already in progress.", messages.INFO)
+        if skipped := queryset.count() - len(readable):
             self.message_user(
                 request,
                 f"{skipped} deployment(s) are on chains without an RPC URL: enter their "

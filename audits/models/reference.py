@@ -164,6 +164,12 @@ class TokenDeployment(models.Model):
         "token decimals on this chain", validators=[MaxValueValidator(36)]
     )
     active = models.BooleanField(default=True)
+    supply_read_claimed_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="A supply read owns this deployment until then; no other is queued.",
+    )
 
     class Meta:
         ordering = ["asset__code", "chain__chain_id"]

@@ -10,7 +10,7 @@ from audits.models import TokenDeployment
 @shared_task(name="audits.tasks.read_all_supplies", ignore_result=True)
 def read_all_supplies() -> int:
     """Queue one read per readable deployment, so a slow or dead chain blocks no other."""
-    ids = supply.deployments_to_read()
+    ids = supply.claim_for_reading(supply.deployments_to_read())
     for deployment_id in ids:
         read_supply_for_deployment.delay_on_commit(deployment_id)
     return len(ids)
@@ -33,3 +33,9 @@ def read_supply_for_deployment(self, deployment_id: int) -> None:
         supply.read_deployment(deployment_id, task_id=self.request.id)
     except TokenDeployment.DoesNotExist:
         return  # deleted since it was queued: nothing to read
+    except RpcUnavailable:
+        # Retrying keeps the claim; the last attempt gives it up for the next scheduled read.
+        if self.request.retries >= self.max_retries:
+            supply.release_claim(deployment_id)
+        raise
+    supply.release_claim(deployment_id)

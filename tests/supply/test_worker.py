@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django_celery_beat.models import PeriodicTask
 
-from audits import devchain
-from audits.models import Chain, SupplyReading
+from audits import devchain, supply
+from audits.models import Chain, SupplyReading, TokenDeployment
 from audits.tasks import read_all_supplies
 from tests.celery_worker import wait_for
 
@@ -36,6 +36,10 @@ def test_fan_out_reads_every_deployment_and_retries_the_dead_one(
         timeout=30,
     )
     assert failed.status == "failed" and failed.total_supply_raw is None
+    # The retrying task owns its deployment: the next schedule run queues no second read of
+    # it, while the finished read has released its claim.
+    assert supply.claim_for_reading([down.pk]) == []
+    wait_for(lambda: TokenDeployment.objects.get(pk=up.pk).supply_read_claimed_until is None)
     assert not SupplyReading.objects.filter(deployment=down, status="ok").exists()
     log = celery_worker_process.log()
     assert "audits.tasks.read_supply_for_deployment" in log and "Retry in" in log
