@@ -66,11 +66,13 @@ class StatementUploadSerializer(serializers.Serializer):
 class StatementLineSerializer(serializers.ModelSerializer):
     asset = serializers.CharField(source="asset.code")
     counts_as_reserve = serializers.SerializerMethodField()
+    # The statement's source label travels with every figure taken from it.
+    source = serializers.CharField(source="statement.source")
 
     class Meta:
         model = StatementLine
         fields = ["line_no", "isin", "asset", "quantity", "account", "balance_type",
-                  "counts_as_reserve"]  # fmt: skip
+                  "counts_as_reserve", "source"]  # fmt: skip
 
     def get_counts_as_reserve(self, line: StatementLine) -> bool:
         return line.balance_type == "settled"
@@ -182,6 +184,6 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def lines(self, request: Request, pk: str | None = None) -> Response:
         """The holdings read from the statement, in file order."""
         statement = get_object_or_404(self.get_queryset(), pk=pk)
-        queryset = statement.lines.select_related("asset").order_by("line_no", "id")
+        queryset = statement.lines.select_related("asset", "statement").order_by("line_no", "id")
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(StatementLineSerializer(page, many=True).data)
