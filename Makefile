@@ -13,7 +13,12 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+# The Merkle builder's optional C accelerator (gcc + libssl-dev); without it, pure Python.
+MERKLE_NATIVE := audits/merkle/_mstnative$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+$(MERKLE_NATIVE): audits/merkle/_mstnative.c $(STAMP)
+	-$(PY) -m audits.merkle.build_native
+
+install: $(STAMP) $(MERKLE_NATIVE)
 
 tools:
 	scripts/install-tools.sh node browser

@@ -67,12 +67,12 @@ class StatementLineSerializer(serializers.ModelSerializer):
     asset = serializers.CharField(source="asset.code")
     counts_as_reserve = serializers.SerializerMethodField()
     # The statement's source label travels with every figure taken from it.
-    source = serializers.CharField(source="statement.source")
+    statement_source = serializers.CharField(source="statement.source")
 
     class Meta:
         model = StatementLine
         fields = ["line_no", "isin", "asset", "quantity", "account", "balance_type",
-                  "counts_as_reserve", "source"]  # fmt: skip
+                  "counts_as_reserve", "statement_source"]  # fmt: skip
 
     def get_counts_as_reserve(self, line: StatementLine) -> bool:
         return line.balance_type == "settled"

@@ -27,6 +27,7 @@ from itertools import compress, islice, pairwise, repeat
 from operator import add, itemgetter
 from typing import Any, Literal
 
+from . import native
 from .format import (
     ACCOUNT_PREFIX,
     AMOUNT_LEN,
@@ -393,6 +394,17 @@ def _check_params(k: int, pad_secret: bytes, assets: Sequence[Asset] | None) -> 
     return assets
 
 
+def _meta(snapshot: str, assets: Sequence[Asset]) -> bytes:
+    """The header's JSON: snapshot id and asset list, compact."""
+    return json.dumps(
+        {
+            "snapshot": snapshot,
+            "assets": [{"code": a.code, "decimals": a.decimals} for a in assets],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
 def build_tree(
     accounts: Iterable[Account],
     k: int,
@@ -407,14 +419,23 @@ def build_tree(
 ) -> TreeInfo:
     """Build the tree file at ``path`` from a stream of (account_id, nonce, balances).
 
-    ``workers=None`` uses every available CPU for large inputs and none extra for small ones.
-    Raises MerkleError on bad input; an empty stream is an error (see docs/proof-format.md).
-    If ``timings`` is given, the wall time of each phase is stored in it (for benchmarks).
+    With ``workers=None`` the compiled accelerator is used when it is built (see
+    ``audits.merkle.native``); otherwise, or with an explicit ``workers``, the pure-Python
+    builder runs, on every available CPU for large inputs and none extra for small ones.
+    Both write the same bytes. Raises MerkleError on bad input; an empty stream is an error
+    (see docs/proof-format.md). If ``timings`` is given, the wall time of each phase is stored
+    in it (for benchmarks).
     """
     clock = time.perf_counter
     t0 = clock()
     assets = _check_params(k, pad_secret, assets)
     path = os.fspath(path)
+    if workers is None and native.available():
+        meta = _meta(snapshot, assets)
+        return native.build(
+            accounts, k, pad_secret, path, meta=meta, snapshot=snapshot, assets=assets,
+            chunk_size=chunk_size, timings=timings,
+        )  # fmt: skip
     auto = workers is None
     nworkers = default_workers() if workers is None else max(1, workers)
     unsorted = f"{path}.unsorted-{os.getpid()}"
@@ -445,13 +466,7 @@ def build_tree(
                 for lo, hi in _split(leaf_count - n, w)
             ]
         )
-        meta = json.dumps(
-            {
-                "snapshot": snapshot,
-                "assets": [{"code": a.code, "decimals": a.decimals} for a in assets],
-            },
-            separators=(",", ":"),
-        ).encode()
+        meta = _meta(snapshot, assets)
         lay = Layout(k, leaf_count, len(meta))
         t2 = clock()
         ofd = os.open(part_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)

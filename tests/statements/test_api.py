@@ -36,7 +36,7 @@ def test_upload_csv_is_accepted_with_lines(owner_api, custodian_a):
         ("AAPLx", "40.000000000000000000", "pending_receipt", False),
     ]
     assert StatementLine.objects.get(line_no=3).quantity == Decimal("250.5")
-    assert {x["source"] for x in lines} == {"custodian-uploaded"}
+    assert {x["statement_source"] for x in lines} == {"custodian-uploaded"}
 
 
 def test_same_bytes_twice_return_the_same_statement(owner_api):
