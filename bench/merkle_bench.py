@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audits.merkle import build_tree, extract_proof, verify_proof  # noqa: E402
+from audits.merkle import build_tree, default_workers, extract_proof, native, verify_proof  # noqa: E402
 
 SECRET = b"\x07" * 32
 
@@ -62,7 +62,9 @@ def case_build(n: int, k: int, stream: bool) -> dict:
         path = Path(tmp) / "tree.bin"
         phases: dict[str, float] = {}
         t = time.perf_counter()
-        info = build_tree(src, k, SECRET, path, timings=phases)
+        # BENCH_PURE=1 measures the pure-Python builder (what runs without the C accelerator).
+        pure = {"workers": default_workers()} if os.environ.get("BENCH_PURE") else {}
+        info = build_tree(src, k, SECRET, path, timings=phases, **pure)
         build_s = time.perf_counter() - t
         peak_self, peak_children = rss_mb(), rss_mb(resource.RUSAGE_CHILDREN)
         size = path.stat().st_size
@@ -148,10 +150,16 @@ def in_child(kind: str, *args: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--huge", action="store_true", help="also run 10M accounts, k=1")
+    ap.add_argument(
+        "--pure", action="store_true", help="the pure-Python builder, not the C accelerator"
+    )
     ap.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     ap.add_argument("--ks", type=int, nargs="*", default=[1, 4])
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.pure:
+        os.environ["BENCH_PURE"] = "1"  # children inherit it
+    print(f"# builder: {'pure Python' if args.pure or not native.available() else 'C accelerator'}")
     if args.child:
         kind, *rest = args.child
         if kind == "build":
