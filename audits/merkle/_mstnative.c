@@ -46,6 +46,20 @@ static void put_be64(unsigned char *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) { p[i] = (unsigned char)v; v >>= 8; }
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static u128 get_be128(const unsigned char *p) {
+    uint64_t hi, lo;
+    memcpy(&hi, p, 8);
+    memcpy(&lo, p + 8, 8);
+    return ((u128)__builtin_bswap64(hi) << 64) | __builtin_bswap64(lo);
+}
+
+static void put_be128(unsigned char *p, u128 v) {
+    uint64_t hi = __builtin_bswap64((uint64_t)(v >> 64)), lo = __builtin_bswap64((uint64_t)v);
+    memcpy(p, &hi, 8);
+    memcpy(p + 8, &lo, 8);
+}
+#else
 static u128 get_be128(const unsigned char *p) {
     u128 v = 0;
     for (int i = 0; i < AMOUNT_LEN; i++) v = (v << 8) | p[i];
@@ -55,6 +69,7 @@ static u128 get_be128(const unsigned char *p) {
 static void put_be128(unsigned char *p, u128 v) {
     for (int i = AMOUNT_LEN - 1; i >= 0; i--) { p[i] = (unsigned char)v; v >>= 8; }
 }
+#endif
 
 /* ingest(chunk: list, start: int, k: int, out: writable buffer) -> int | None
  *
@@ -62,7 +77,17 @@ static void put_be128(unsigned char *p, u128 v) {
  * matching positions. Returns None when done, or the index of the first account this fast
  * path does not handle (wrong shape or type, long id, amount out of range): Python then
  * takes the careful path for that one account and calls again from the next.
+ *
+ * Two passes: with the GIL, check each account and note where its id and nonce bytes are
+ * (the chunk list keeps those immutable objects alive); then, without the GIL, hash them, so
+ * Python's duplicate-id check can run on the other core meanwhile.
  */
+typedef struct {
+    const char *id;
+    const char *nonce;
+    Py_ssize_t idlen;
+} account_ref;
+
 static PyObject *ingest(PyObject *self, PyObject *args) {
     PyObject *chunk;
     Py_ssize_t start;
@@ -71,13 +96,16 @@ static PyObject *ingest(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!niw*", &PyList_Type, &chunk, &start, &k, &out)) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(chunk);
     size_t rsize = HASH_LEN + (size_t)AMOUNT_LEN * (size_t)k;
-    if (k < 1 || start < 0 || (size_t)out.len < (size_t)n * rsize) {
+    if (k < 1 || start < 0 || start > n || (size_t)out.len < (size_t)n * rsize) {
         PyBuffer_Release(&out);
         PyErr_SetString(PyExc_ValueError, "ingest: bad arguments");
         return NULL;
     }
-    unsigned char msg[ACCOUNT_PREFIX_LEN + 4 + MAX_FAST_ID + NONCE_LEN];
-    memcpy(msg, ACCOUNT_PREFIX, ACCOUNT_PREFIX_LEN);
+    account_ref *refs = malloc(sizeof(account_ref) * (size_t)(n - start + 1));
+    if (refs == NULL) {
+        PyBuffer_Release(&out);
+        return PyErr_NoMemory();
+    }
     Py_ssize_t i;
     for (i = start; i < n; i++) {
         unsigned char *dst = (unsigned char *)out.buf + (size_t)i * rsize;
@@ -94,9 +122,6 @@ static PyObject *ingest(PyObject *self, PyObject *args) {
         const char *idu = PyUnicode_AsUTF8AndSize(id, &idlen);
         if (idu == NULL) { PyErr_Clear(); break; }  /* e.g. lone surrogates: Python names it */
         if (idlen > MAX_FAST_ID) break;
-        put_be32(msg + ACCOUNT_PREFIX_LEN, (uint32_t)idlen);
-        memcpy(msg + ACCOUNT_PREFIX_LEN + 4, idu, (size_t)idlen);
-        memcpy(msg + ACCOUNT_PREFIX_LEN + 4 + idlen, PyBytes_AS_STRING(nonce), NONCE_LEN);
         PyObject **items = PySequence_Fast_ITEMS(bals);
         int ok = 1;
         for (int j = 0; j < k; j++) {
@@ -111,10 +136,24 @@ static PyObject *ingest(PyObject *self, PyObject *args) {
             }
         }
         if (!ok) break;
-        sha256(msg, ACCOUNT_PREFIX_LEN + 4 + (size_t)idlen + NONCE_LEN, dst);
+        refs[i - start] = (account_ref){idu, PyBytes_AS_STRING(nonce), idlen};
     }
+    Py_ssize_t stop = i;
+    Py_BEGIN_ALLOW_THREADS
+    unsigned char msg[ACCOUNT_PREFIX_LEN + 4 + MAX_FAST_ID + NONCE_LEN];
+    memcpy(msg, ACCOUNT_PREFIX, ACCOUNT_PREFIX_LEN);
+    for (Py_ssize_t q = start; q < stop; q++) {
+        const account_ref *r = &refs[q - start];
+        put_be32(msg + ACCOUNT_PREFIX_LEN, (uint32_t)r->idlen);
+        memcpy(msg + ACCOUNT_PREFIX_LEN + 4, r->id, (size_t)r->idlen);
+        memcpy(msg + ACCOUNT_PREFIX_LEN + 4 + r->idlen, r->nonce, NONCE_LEN);
+        sha256(msg, ACCOUNT_PREFIX_LEN + 4 + (size_t)r->idlen + NONCE_LEN,
+               (unsigned char *)out.buf + (size_t)q * rsize);
+    }
+    Py_END_ALLOW_THREADS
+    free(refs);
     PyBuffer_Release(&out);
-    if (i < n) return PyLong_FromSsize_t(i);
+    if (stop < n) return PyLong_FromSsize_t(stop);
     Py_RETURN_NONE;
 }
 

@@ -12,6 +12,7 @@ import gc
 import os
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -54,19 +55,25 @@ def build(
     it = iter(accounts)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of new tuples, no cycles: collections would only walk them
+    # C hashes a chunk without the GIL on this thread while the main thread checks its ids.
+    hasher = ThreadPoolExecutor(max_workers=1)
     try:
         while chunk := list(islice(it, chunk_size)):
-            _check_ids(_ids_of(chunk), seen)  # first, as on the pure path
             part = bytearray(len(chunk) * rsize)
-            start = 0
-            while (odd := _c.ingest(chunk, start, k, part)) is not None:
+            hashing = hasher.submit(_c.ingest, chunk, 0, k, part)
+            try:
+                _check_ids(_ids_of(chunk), seen)  # a duplicate is reported first, as in Python
+            finally:
+                odd = hashing.result()
+            while odd is not None:
                 # An input shape C does not take: Python records it or names the problem.
                 part[odd * rsize : (odd + 1) * rsize] = _careful_record(chunk[odd], k)
-                start = odd + 1
+                odd = _c.ingest(chunk, odd + 1, k, part)
             records += part
             n += len(chunk)
             del chunk, part
     finally:
+        hasher.shutdown()
         if gc_was_enabled:
             gc.enable()
     if n == 0:
@@ -74,8 +81,16 @@ def build(
     t1 = clock()
     leaf_count = 1 << (n - 1).bit_length()
     records += bytes((leaf_count - n) * rsize)
-    with memoryview(records) as view:
-        _c.pads(pad_secret, 0, leaf_count - n, k, view[n * rsize :])
+    pads = leaf_count - n
+    half = pads // 2
+    with memoryview(records) as view, ThreadPoolExecutor(max_workers=2) as pool:
+        # Two halves on two threads: the C code hashes without the GIL.
+        done = [
+            pool.submit(_c.pads, pad_secret, 0, half, k, view[n * rsize : (n + half) * rsize]),
+            pool.submit(_c.pads, pad_secret, half, pads - half, k, view[(n + half) * rsize :]),
+        ]
+        for future in done:
+            future.result()
     t2 = clock()
     _c.sort(records, rsize)
     t3 = clock()
