@@ -1,9 +1,12 @@
-/* Optional accelerator for the por-mst-v1 builder: the per-record loops in C, SHA-256 from
+/* Optional accelerator for the por-mst-v1 builder: the per-record work in C, SHA-256 from
  * OpenSSL's libcrypto (the library hashlib itself uses).
  *
- * builder.py stays the reference: this module handles only the common input shapes and hands
+ * builder.py stays the reference: this module takes the common input shapes and hands
  * anything unusual back to Python by index, so every error message comes from the same code.
  * The output must equal the pure-Python builder's byte for byte (tests/merkle checks it).
+ *
+ * Builder holds the accounts (records, ids, fingerprints) and lays out level 0; levels()
+ * hashes everything above it. Work is split over two threads where it pays.
  */
 #define PY_SSIZE_T_CLEAN
 /* OpenSSL 3's one-shot SHA256() fetches the algorithm from a provider on every call, which
@@ -25,7 +28,7 @@ static const char ACCOUNT_PREFIX[] = "por-mst-v1/account";
 static const char PAD_PREFIX[] = "por-mst-v1/pad";
 #define ACCOUNT_PREFIX_LEN (sizeof(ACCOUNT_PREFIX) - 1)
 #define PAD_PREFIX_LEN (sizeof(PAD_PREFIX) - 1)
-/* Ids up to this many UTF-8 bytes are hashed from a stack buffer; longer ones go to Python. */
+/* Ids up to this many UTF-8 bytes are hashed from a stack buffer, longer ones piecewise. */
 #define MAX_FAST_ID 512
 
 typedef unsigned __int128 u128;
@@ -71,44 +74,335 @@ static void put_be128(unsigned char *p, u128 v) {
 }
 #endif
 
-/* ingest(chunk: list, start: int, k: int, out: writable buffer) -> int | None
- *
- * Writes the leaf record account_hash || u128 balances of chunk[start:] into out at the
- * matching positions. Returns None when done, or the index of the first account this fast
- * path does not handle (wrong shape or type, long id, amount out of range): Python then
- * takes the careful path for that one account and calls again from the next.
- *
- * Two passes: with the GIL, check each account and note where its id and nonce bytes are
- * (the chunk list keeps those immutable objects alive); then, without the GIL, hash them, so
- * Python's duplicate-id check can run on the other core meanwhile.
- */
-typedef struct {
-    const char *id;
-    const char *nonce;
-    Py_ssize_t idlen;
-} account_ref;
+/* ---- two cores ------------------------------------------------------------------------- */
 
-static PyObject *ingest(PyObject *self, PyObject *args) {
+/* Below this many records a second thread costs more than it saves. */
+#define THREAD_MIN (1 << 14)
+
+typedef void *(*job_fn)(void *);
+
+/* Run fn(a) on a new thread and fn(b) here; both on this thread if one could not start. */
+static void run2(job_fn fn, void *a, void *b) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, fn, a) == 0) {
+        fn(b);
+        pthread_join(thread, NULL);
+    } else {
+        fn(a);
+        fn(b);
+    }
+}
+
+/* ---- small pieces ---------------------------------------------------------------------- */
+
+static uint64_t get_be64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static uint32_t get_be32(const unsigned char *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    return x ^ (x >> 32);
+}
+
+/* A seeded 64-bit fingerprint of an id for the duplicate check. Equal fingerprints are
+ * only candidates: the ids themselves are compared, so collisions cost time, never
+ * correctness, and the per-build random seed keeps anyone from arranging many of them. */
+static uint64_t fingerprint(const unsigned char *p, size_t len, uint64_t seed) {
+    uint64_t h = mix64(seed ^ (uint64_t)len);
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = mix64(h ^ v);
+        p += 8;
+        len -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, p, len);
+    return mix64(h ^ v ^ ((uint64_t)len << 56));
+}
+
+/* Strict UTF-8, as Python's decoder: no overlong forms, no surrogates, nothing past
+ * U+10FFFF. The proof carries the id as a JSON string, so it must decode. */
+static int valid_utf8(const unsigned char *s, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t need;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c == 0xE0) { need = 2; lo = 0xA0; }
+        else if (c == 0xED) { need = 2; hi = 0x9F; }
+        else if (c >= 0xE1 && c <= 0xEF) need = 2;
+        else if (c == 0xF0) { need = 3; lo = 0x90; }
+        else if (c >= 0xF1 && c <= 0xF3) need = 3;
+        else if (c == 0xF4) { need = 3; hi = 0x8F; }
+        else return 0;
+        if (len - i <= need) return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+        for (size_t q = 2; q <= need; q++)
+            if (s[i + q] < 0x80 || s[i + q] > 0xBF) return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* ---- sorting 64-bit keys ---------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t key;
+    uint32_t idx;
+    uint32_t unused;
+} keyed;
+
+static int cmp_key(const void *x, const void *y) {
+    uint64_t a = ((const keyed *)x)->key, b = ((const keyed *)y)->key;
+    return (a > b) - (a < b);
+}
+
+static void insertion_sort(keyed *a, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        keyed v = a[i];
+        size_t j = i;
+        while (j > 0 && a[j - 1].key > v.key) { a[j] = a[j - 1]; j--; }
+        a[j] = v;
+    }
+}
+
+/* Quicksort by key for one bucket (a few hundred entries, in cache). Keys come from SHA-256
+ * or a seeded fingerprint, so bad pivots are unlikely; libc's qsort takes over if not. */
+static void quick_sort(keyed *a, size_t n, int depth) {
+    while (n > 24) {
+        if (depth-- == 0) { qsort(a, n, sizeof(keyed), cmp_key); return; }
+        size_t m = n / 2, last = n - 1;  /* median of three, moved to a[0]: Hoare's pivot */
+        if (a[m].key < a[0].key) { keyed t = a[m]; a[m] = a[0]; a[0] = t; }
+        if (a[last].key < a[0].key) { keyed t = a[last]; a[last] = a[0]; a[0] = t; }
+        if (a[last].key < a[m].key) { keyed t = a[last]; a[last] = a[m]; a[m] = t; }
+        { keyed t = a[m]; a[m] = a[0]; a[0] = t; }
+        uint64_t p = a[0].key;
+        size_t i = (size_t)-1, j = n;
+        for (;;) {
+            do i++; while (a[i].key < p);
+            do j--; while (a[j].key > p);
+            if (i >= j) break;
+            keyed t = a[i]; a[i] = a[j]; a[j] = t;
+        }
+        size_t left = j + 1;  /* [0, left) <= p <= [left, n), both non-empty */
+        if (left < n - left) { quick_sort(a, left, depth); a += left; n -= left; }
+        else { quick_sort(a + left, n - left, depth); n = left; }
+    }
+    insertion_sort(a, n);
+}
+
+typedef struct {
+    const keyed *src;
+    keyed *dst;
+    size_t lo, hi;   /* entries of src (count and scatter) or buckets (sort) */
+    size_t *count;   /* this half's bucket counts, then its write positions */
+    const size_t *start;  /* first entry of each bucket in dst (nb + 1 of them) */
+    int shift;
+    size_t nb;
+} bucket_job;
+
+static void *bucket_count(void *arg) {
+    bucket_job *j = arg;
+    memset(j->count, 0, j->nb * sizeof(size_t));
+    for (size_t i = j->lo; i < j->hi; i++) j->count[j->src[i].key >> j->shift]++;
+    return NULL;
+}
+
+static void *bucket_scatter(void *arg) {
+    bucket_job *j = arg;
+    for (size_t i = j->lo; i < j->hi; i++) j->dst[j->count[j->src[i].key >> j->shift]++] = j->src[i];
+    return NULL;
+}
+
+static void *bucket_sort(void *arg) {
+    bucket_job *j = arg;
+    for (size_t b = j->lo; b < j->hi; b++)
+        quick_sort(j->dst + j->start[b], j->start[b + 1] - j->start[b], 64);
+    return NULL;
+}
+
+/* Sort n keyed entries by key into dst (src is left scrambled-free but unsorted): one
+ * scatter by the top bits into buckets of about a hundred entries, each then sorted in
+ * cache; both halves on two threads. Equal keys end up adjacent, in no particular order.
+ * Returns -1 if out of memory. */
+static int sort_keyed(const keyed *src, keyed *dst, size_t n) {
+    int bits = 0;
+    while (bits < 16 && ((size_t)128 << bits) < n) bits++;
+    if (bits == 0) {
+        memcpy(dst, src, n * sizeof(keyed));
+        quick_sort(dst, n, 64);
+        return 0;
+    }
+    size_t nb = (size_t)1 << bits;
+    size_t *c0 = malloc(nb * sizeof(size_t)), *c1 = malloc(nb * sizeof(size_t));
+    size_t *start = malloc((nb + 1) * sizeof(size_t));
+    if (!c0 || !c1 || !start) { free(c0); free(c1); free(start); return -1; }
+    int two = n >= THREAD_MIN;
+    bucket_job a = {src, dst, 0, two ? n / 2 : n, c0, start, 64 - bits, nb};
+    bucket_job b = {src, dst, two ? n / 2 : n, n, c1, start, 64 - bits, nb};
+    run2(bucket_count, &a, &b);
+    size_t total = 0;
+    for (size_t q = 0; q < nb; q++) {
+        start[q] = total;
+        size_t x = c0[q], y = c1[q];
+        c0[q] = total;
+        c1[q] = total + x;
+        total += x + y;
+    }
+    start[nb] = total;
+    run2(bucket_scatter, &a, &b);
+    a.lo = 0; a.hi = two ? nb / 2 : nb;
+    b.lo = a.hi; b.hi = nb;
+    run2(bucket_sort, &a, &b);
+    free(c0);
+    free(c1);
+    free(start);
+    return 0;
+}
+
+/* ---- the builder ------------------------------------------------------------------------- */
+
+/* Builder(k, seed): collects accounts as leaf records account_hash || u128 balances, plus
+ * each id (for the duplicate check and its error message), then pads, sorts and lays out
+ * level 0. The record's hash slot holds the nonce until the account is hashed.
+ *
+ * Methods release the GIL for everything that does not touch Python objects, and hash on
+ * two threads. One Builder is used by one Python thread at a time. */
+typedef struct {
+    PyObject_HEAD
+    int k;
+    size_t rsize;
+    uint64_t seed;
+    unsigned char *rec;
+    size_t n, cap;          /* accounts held; records (and id slots) allocated */
+    unsigned char *ids;     /* every id's UTF-8 bytes, back to back */
+    size_t ids_len, ids_cap;
+    uint64_t *id_off;       /* id q is ids[id_off[q], id_off[q + 1]) */
+    uint64_t *fp;           /* fingerprint of each id */
+    int finished;
+} Builder;
+
+static int reserve_accounts(Builder *b, size_t extra) {
+    if (b->n + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->n + extra) cap *= 2;
+    unsigned char *rec = realloc(b->rec, cap * b->rsize);
+    if (!rec) return -1;
+    b->rec = rec;
+    uint64_t *off = realloc(b->id_off, (cap + 1) * sizeof(uint64_t));
+    if (!off) return -1;
+    b->id_off = off;
+    uint64_t *fp = realloc(b->fp, cap * sizeof(uint64_t));
+    if (!fp) return -1;
+    b->fp = fp;
+    b->cap = cap;
+    return 0;
+}
+
+static int reserve_ids(Builder *b, size_t extra) {
+    if (b->ids_len + extra <= b->ids_cap) return 0;
+    size_t cap = b->ids_cap ? b->ids_cap : 1 << 16;
+    while (cap < b->ids_len + extra) cap *= 2;
+    unsigned char *ids = realloc(b->ids, cap);
+    if (!ids) return -1;
+    b->ids = ids;
+    b->ids_cap = cap;
+    return 0;
+}
+
+/* Append one account whose balances are already in its record; copies id and nonce. */
+static void push_account(Builder *b, const char *id, size_t idlen, const char *nonce) {
+    memcpy(b->ids + b->ids_len, id, idlen);
+    b->ids_len += idlen;
+    memcpy(b->rec + b->n * b->rsize, nonce, NONCE_LEN);
+    b->n++;
+    b->id_off[b->n] = b->ids_len;
+}
+
+typedef struct {
+    Builder *b;
+    size_t lo, hi;
+} range_job;
+
+/* account_hash = H(prefix || u32be(len) || id || nonce) over the nonce in the hash slot. */
+static void *hash_accounts(void *arg) {
+    range_job *j = arg;
+    Builder *b = j->b;
+    unsigned char msg[ACCOUNT_PREFIX_LEN + 4 + MAX_FAST_ID + NONCE_LEN];
+    memcpy(msg, ACCOUNT_PREFIX, ACCOUNT_PREFIX_LEN);
+    for (size_t q = j->lo; q < j->hi; q++) {
+        const unsigned char *id = b->ids + b->id_off[q];
+        size_t len = b->id_off[q + 1] - b->id_off[q];
+        unsigned char *slot = b->rec + q * b->rsize;
+        b->fp[q] = fingerprint(id, len, b->seed);
+        put_be32(msg + ACCOUNT_PREFIX_LEN, (uint32_t)len);
+        if (len <= MAX_FAST_ID) {
+            memcpy(msg + ACCOUNT_PREFIX_LEN + 4, id, len);
+            memcpy(msg + ACCOUNT_PREFIX_LEN + 4 + len, slot, NONCE_LEN);
+            sha256(msg, ACCOUNT_PREFIX_LEN + 4 + len + NONCE_LEN, slot);
+        } else {
+            SHA256_CTX ctx;
+            SHA256_Init(&ctx);
+            SHA256_Update(&ctx, msg, ACCOUNT_PREFIX_LEN + 4);
+            SHA256_Update(&ctx, id, len);
+            SHA256_Update(&ctx, slot, NONCE_LEN);
+            SHA256_Final(slot, &ctx);
+        }
+    }
+    return NULL;
+}
+
+/* Hash accounts [lo, b->n); called without the GIL. */
+static void hash_new(Builder *b, size_t lo) {
+    size_t hi = b->n;
+    if (hi - lo < THREAD_MIN) {
+        range_job j = {b, lo, hi};
+        hash_accounts(&j);
+        return;
+    }
+    range_job x = {b, lo, lo + (hi - lo) / 2}, y = {b, lo + (hi - lo) / 2, hi};
+    run2(hash_accounts, &x, &y);
+}
+
+static int check_open(Builder *b) {
+    if (b->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "Builder: already finished");
+        return -1;
+    }
+    return 0;
+}
+
+/* feed_tuples(chunk: list, start: int) -> int | None
+ *
+ * Takes accounts chunk[start:] of the common shape (tuple of exact str, bytes of 32, list
+ * or tuple of k exact ints in range). Returns None when all are taken, or the index of the
+ * first one this fast path does not handle: Python then checks that account itself (naming
+ * the problem, or encoding a legal oddity as a record for feed_records) and calls again
+ * from the next. */
+static PyObject *feed_tuples(Builder *b, PyObject *args) {
     PyObject *chunk;
     Py_ssize_t start;
-    int k;
-    Py_buffer out;
-    if (!PyArg_ParseTuple(args, "O!niw*", &PyList_Type, &chunk, &start, &k, &out)) return NULL;
+    if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &chunk, &start)) return NULL;
+    if (check_open(b) < 0) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(chunk);
-    size_t rsize = HASH_LEN + (size_t)AMOUNT_LEN * (size_t)k;
-    if (k < 1 || start < 0 || start > n || (size_t)out.len < (size_t)n * rsize) {
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "ingest: bad arguments");
-        return NULL;
-    }
-    account_ref *refs = malloc(sizeof(account_ref) * (size_t)(n - start + 1));
-    if (refs == NULL) {
-        PyBuffer_Release(&out);
-        return PyErr_NoMemory();
-    }
+    if (start < 0 || start > n) return PyErr_Format(PyExc_ValueError, "bad start");
+    if (reserve_accounts(b, (size_t)(n - start)) < 0) return PyErr_NoMemory();
+    size_t first = b->n;
+    int k = b->k;
     Py_ssize_t i;
     for (i = start; i < n; i++) {
-        unsigned char *dst = (unsigned char *)out.buf + (size_t)i * rsize;
         PyObject *acc = PyList_GET_ITEM(chunk, i);
         if (!PyTuple_CheckExact(acc) || PyTuple_GET_SIZE(acc) != 3) break;
         PyObject *id = PyTuple_GET_ITEM(acc, 0);
@@ -121,80 +415,156 @@ static PyObject *ingest(PyObject *self, PyObject *args) {
         Py_ssize_t idlen;
         const char *idu = PyUnicode_AsUTF8AndSize(id, &idlen);
         if (idu == NULL) { PyErr_Clear(); break; }  /* e.g. lone surrogates: Python names it */
-        if (idlen > MAX_FAST_ID) break;
         PyObject **items = PySequence_Fast_ITEMS(bals);
+        unsigned char *dst = b->rec + b->n * b->rsize + HASH_LEN;
         int ok = 1;
         for (int j = 0; j < k; j++) {
-            PyObject *b = items[j];
+            PyObject *v = items[j];
             /* Unsigned conversion fails for negatives and for values >= 2**128. */
-            if (!PyLong_CheckExact(b) ||
-                _PyLong_AsByteArray((PyLongObject *)b, dst + HASH_LEN + (size_t)AMOUNT_LEN * j,
-                                    AMOUNT_LEN, 0, 0) < 0) {
+            if (!PyLong_CheckExact(v) ||
+                _PyLong_AsByteArray((PyLongObject *)v, dst + (size_t)AMOUNT_LEN * j, AMOUNT_LEN,
+                                    0, 0) < 0) {
                 PyErr_Clear();
                 ok = 0;
                 break;
             }
         }
         if (!ok) break;
-        refs[i - start] = (account_ref){idu, PyBytes_AS_STRING(nonce), idlen};
+        if (reserve_ids(b, (size_t)idlen) < 0) return PyErr_NoMemory();
+        push_account(b, idu, (size_t)idlen, PyBytes_AS_STRING(nonce));
     }
-    Py_ssize_t stop = i;
     Py_BEGIN_ALLOW_THREADS
-    unsigned char msg[ACCOUNT_PREFIX_LEN + 4 + MAX_FAST_ID + NONCE_LEN];
-    memcpy(msg, ACCOUNT_PREFIX, ACCOUNT_PREFIX_LEN);
-    for (Py_ssize_t q = start; q < stop; q++) {
-        const account_ref *r = &refs[q - start];
-        put_be32(msg + ACCOUNT_PREFIX_LEN, (uint32_t)r->idlen);
-        memcpy(msg + ACCOUNT_PREFIX_LEN + 4, r->id, (size_t)r->idlen);
-        memcpy(msg + ACCOUNT_PREFIX_LEN + 4 + r->idlen, r->nonce, NONCE_LEN);
-        sha256(msg, ACCOUNT_PREFIX_LEN + 4 + (size_t)r->idlen + NONCE_LEN,
-               (unsigned char *)out.buf + (size_t)q * rsize);
-    }
+    hash_new(b, first);
     Py_END_ALLOW_THREADS
-    free(refs);
-    PyBuffer_Release(&out);
-    if (stop < n) return PyLong_FromSsize_t(stop);
+    if (i < n) return PyLong_FromSsize_t(i);
     Py_RETURN_NONE;
 }
 
-/* pads(secret: bytes, first: int, count: int, k: int, out: writable buffer) -> None
- * Padding records H(PAD_PREFIX || secret || u64be(i)) || zero balances for i in
- * [first, first + count).
- */
-static PyObject *pads(PyObject *self, PyObject *args) {
-    Py_buffer secret, out;
-    unsigned long long first, count;
-    int k;
-    if (!PyArg_ParseTuple(args, "y*KKiw*", &secret, &first, &count, &k, &out)) return NULL;
-    size_t rsize = HASH_LEN + (size_t)AMOUNT_LEN * (size_t)k;
-    size_t mlen = PAD_PREFIX_LEN + (size_t)secret.len + 8;
-    unsigned char *msg = NULL;
-    if (k < 1 || (size_t)out.len < count * rsize || (msg = malloc(mlen)) == NULL) {
-        PyBuffer_Release(&secret);
-        PyBuffer_Release(&out);
-        return PyErr_Format(PyExc_ValueError, "pads: bad arguments");
-    }
-    memcpy(msg, PAD_PREFIX, PAD_PREFIX_LEN);
-    memcpy(msg + PAD_PREFIX_LEN, secret.buf, (size_t)secret.len);
-    unsigned char *dst = out.buf;
+/* feed_records(data: buffer) -> (consumed: int, error: None | (field, detail, id: bytes))
+ *
+ * Takes the complete account records at the front of data (the record stream format of
+ * docs/proof-format.md: u32be(len(id)) || id || nonce || u128be balances * k) and returns
+ * how many bytes they used; a partial record at the end is left for the next call. Stops
+ * at the first bad record and describes it; the accounts before it are taken. */
+static PyObject *feed_records(Builder *b, PyObject *args) {
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*", &data)) return NULL;
+    if (check_open(b) < 0) { PyBuffer_Release(&data); return NULL; }
+    const unsigned char *p = data.buf;
+    size_t len = (size_t)data.len, pos = 0, fixed = 4 + NONCE_LEN + (b->rsize - HASH_LEN);
+    size_t first = b->n;
+    int failed = 0, nomem = 0;
+    size_t bad_at = 0, bad_len = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (unsigned long long i = 0; i < count; i++, dst += rsize) {
-        put_be64(msg + mlen - 8, first + i);
-        sha256(msg, mlen, dst);
-        memset(dst + HASH_LEN, 0, rsize - HASH_LEN);
+    while (len - pos >= fixed) {
+        size_t idlen = get_be32(p + pos);
+        if (len - pos - fixed < idlen) break;  /* the rest of this record comes next call */
+        const unsigned char *id = p + pos + 4;
+        if (!valid_utf8(id, idlen)) { failed = 1; bad_at = pos + 4; bad_len = idlen; break; }
+        if (reserve_accounts(b, 1) < 0 || reserve_ids(b, idlen) < 0) { nomem = 1; break; }
+        const unsigned char *nonce = id + idlen;
+        memcpy(b->rec + b->n * b->rsize + HASH_LEN, nonce + NONCE_LEN, b->rsize - HASH_LEN);
+        push_account(b, (const char *)id, idlen, (const char *)nonce);
+        pos += fixed + idlen;
+    }
+    hash_new(b, first);
+    Py_END_ALLOW_THREADS
+    PyObject *result;
+    if (nomem) {
+        result = PyErr_NoMemory();
+    } else if (failed) {
+        result = Py_BuildValue("(n(ssy#))", (Py_ssize_t)pos, "id", "not valid UTF-8",
+                               (const char *)p + bad_at, (Py_ssize_t)bad_len);
+    } else {
+        result = Py_BuildValue("(nO)", (Py_ssize_t)pos, Py_None);
+    }
+    PyBuffer_Release(&data);
+    return result;
+}
+
+/* duplicate() -> None | (index, id: bytes)
+ *
+ * The first repeat in input order: the smallest index whose id already occurred earlier.
+ * Fingerprints are sorted so that equal ids end up adjacent; ids are compared in full. */
+static PyObject *duplicate(Builder *b, PyObject *unused) {
+    if (check_open(b) < 0) return NULL;
+    size_t n = b->n, best = SIZE_MAX;
+    if (n < 2) Py_RETURN_NONE;
+    keyed *keys = malloc(n * sizeof(keyed)), *sorted = malloc(n * sizeof(keyed));
+    if (!keys || !sorted) { free(keys); free(sorted); return PyErr_NoMemory(); }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t q = 0; q < n; q++) keys[q] = (keyed){b->fp[q], (uint32_t)q, 0};
+    rc = sort_keyed(keys, sorted, n);
+    for (size_t s = 0; rc == 0 && s < n;) {
+        size_t e = s + 1;
+        while (e < n && sorted[e].key == sorted[s].key) e++;
+        for (size_t x = s; x < e; x++) {      /* runs are almost always one or two long */
+            for (size_t y = x + 1; y < e; y++) {
+                size_t i = sorted[x].idx, j = sorted[y].idx;
+                size_t li = b->id_off[i + 1] - b->id_off[i], lj = b->id_off[j + 1] - b->id_off[j];
+                if (li == lj && memcmp(b->ids + b->id_off[i], b->ids + b->id_off[j], li) == 0) {
+                    size_t later = i > j ? i : j;
+                    if (later < best) best = later;
+                }
+            }
+        }
+        s = e;
     }
     Py_END_ALLOW_THREADS
-    free(msg);
-    PyBuffer_Release(&secret);
-    PyBuffer_Release(&out);
-    Py_RETURN_NONE;
+    free(keys);
+    free(sorted);
+    if (rc < 0) return PyErr_NoMemory();
+    if (best == SIZE_MAX) Py_RETURN_NONE;
+    return Py_BuildValue("(ny#)", (Py_ssize_t)best, (const char *)b->ids + b->id_off[best],
+                         (Py_ssize_t)(b->id_off[best + 1] - b->id_off[best]));
 }
 
 typedef struct {
-    uint64_t key; /* the account hash's first 8 bytes, big-endian: same order as the bytes */
-    uint32_t idx;
-    uint32_t unused;
-} keyed;
+    Builder *b;
+    size_t lo, hi;
+    const unsigned char *secret;
+    size_t secret_len;
+    keyed *keys;
+    unsigned char *out;
+    int failed;
+} finish_job;
+
+/* Padding records H(PAD_PREFIX || secret || u64be(i)) || zero balances for leaves lo..hi,
+ * where padding leaf i sits at record n + i. */
+static void *make_pads(void *arg) {
+    finish_job *j = arg;
+    size_t mlen = PAD_PREFIX_LEN + j->secret_len + 8, rsize = j->b->rsize;
+    unsigned char *msg = malloc(mlen);
+    if (!msg) { j->failed = 1; return NULL; }
+    memcpy(msg, PAD_PREFIX, PAD_PREFIX_LEN);
+    memcpy(msg + PAD_PREFIX_LEN, j->secret, j->secret_len);
+    for (size_t q = j->lo; q < j->hi; q++) {
+        unsigned char *dst = j->b->rec + q * rsize;
+        put_be64(msg + mlen - 8, (uint64_t)(q - j->b->n));
+        sha256(msg, mlen, dst);
+        memset(dst + HASH_LEN, 0, rsize - HASH_LEN);
+    }
+    free(msg);
+    return NULL;
+}
+
+/* Sort key of each record: its account hash's first 8 bytes, big-endian (the bytes' order). */
+static void *make_keys(void *arg) {
+    finish_job *j = arg;
+    for (size_t q = j->lo; q < j->hi; q++)
+        j->keys[q] = (keyed){get_be64(j->b->rec + q * j->b->rsize), (uint32_t)q, 0};
+    return NULL;
+}
+
+/* Copy records into out in sorted order. */
+static void *gather(void *arg) {
+    finish_job *j = arg;
+    size_t rsize = j->b->rsize;
+    for (size_t q = j->lo; q < j->hi; q++)
+        memcpy(j->out + q * rsize, j->b->rec + (size_t)j->keys[q].idx * rsize, rsize);
+    return NULL;
+}
 
 static const unsigned char *tie_base;
 static size_t tie_rsize;
@@ -205,77 +575,134 @@ static int cmp_tied(const void *a, const void *b) {
                   HASH_LEN);
 }
 
-/* Sort n records of rsize bytes by their leading 32-byte hash: an LSD radix sort of 8-byte
- * key prefixes (four 16-bit passes), full comparison only where prefixes tie, then the
- * records are permuted in place (no second copy of the tree's largest level). */
-static int sort_in_place(unsigned char *base, size_t n, size_t rsize) {
-    keyed *a = malloc(n * sizeof(keyed)), *b = malloc(n * sizeof(keyed));
-    size_t *counts = malloc(65536 * sizeof(size_t));
-    unsigned char *tmp = malloc(rsize);
-    if (!a || !b || !counts || !tmp) { free(a); free(b); free(counts); free(tmp); return -1; }
-    for (size_t i = 0; i < n; i++) {
-        const unsigned char *r = base + i * rsize;
-        uint64_t key = 0;
-        for (int q = 0; q < 8; q++) key = (key << 8) | r[q];
-        a[i].key = key;
-        a[i].idx = (uint32_t)i;
+static void free_accounts(Builder *b) {
+    free(b->rec); b->rec = NULL;
+    free(b->ids); b->ids = NULL;
+    free(b->id_off); b->id_off = NULL;
+    free(b->fp); b->fp = NULL;
+}
+
+static void split(finish_job *x, finish_job *y, size_t lo, size_t hi) {
+    x->lo = lo;
+    x->hi = y->lo = lo + (hi - lo) / 2;
+    y->hi = hi;
+}
+
+/* finish(pad_secret: bytes, leaf_count: int, out: writable buffer) -> None
+ *
+ * Adds leaf_count - n padding leaves, sorts all leaf records by account hash (ties on the
+ * 8-byte key settled on the full hash) and writes them in order into out: level 0 of the
+ * tree file. Frees everything the Builder held; it cannot be fed again. */
+static PyObject *finish(Builder *b, PyObject *args) {
+    Py_buffer secret, out;
+    Py_ssize_t leaf_count;
+    if (!PyArg_ParseTuple(args, "y*nw*", &secret, &leaf_count, &out)) return NULL;
+    size_t total = (size_t)leaf_count, rsize = b->rsize;
+    if (b->finished || leaf_count < 1 || total < b->n || (total & (total - 1)) != 0 ||
+        total > UINT32_MAX || (size_t)out.len < total * rsize) {
+        PyBuffer_Release(&secret);
+        PyBuffer_Release(&out);
+        return PyErr_Format(PyExc_ValueError, "finish: bad arguments");
     }
-    for (int shift = 0; shift < 64; shift += 16) {
-        memset(counts, 0, 65536 * sizeof(size_t));
-        for (size_t i = 0; i < n; i++) counts[(a[i].key >> shift) & 0xFFFF]++;
-        size_t total = 0;
-        for (size_t d = 0; d < 65536; d++) { size_t c = counts[d]; counts[d] = total; total += c; }
-        for (size_t i = 0; i < n; i++) b[counts[(a[i].key >> shift) & 0xFFFF]++] = a[i];
-        keyed *t = a; a = b; b = t;
-    }
-    free(b);
-    free(counts);
-    tie_base = base;
-    tie_rsize = rsize;
-    for (size_t i = 0; i < n;) {
-        size_t e = i + 1;
-        while (e < n && a[e].key == a[i].key) e++;
-        if (e - i > 1) qsort(a + i, e - i, sizeof(keyed), cmp_tied);
-        i = e;
-    }
-    /* Apply the permutation (new[i] = old[a[i].idx]) cycle by cycle. */
-    for (size_t s0 = 0; s0 < n; s0++) {
-        if (a[s0].idx == UINT32_MAX || a[s0].idx == s0) continue;
-        memcpy(tmp, base + s0 * rsize, rsize);
-        size_t j = s0;
-        for (;;) {
-            size_t k = a[j].idx;
-            a[j].idx = UINT32_MAX;
-            if (k == s0) { memcpy(base + j * rsize, tmp, rsize); break; }
-            memcpy(base + j * rsize, base + k * rsize, rsize);
-            j = k;
+    b->finished = 1;
+    free(b->ids); b->ids = NULL;  /* the duplicate check is done: ids are no longer needed */
+    free(b->id_off); b->id_off = NULL;
+    free(b->fp); b->fp = NULL;
+    int nomem = 0;
+    Py_BEGIN_ALLOW_THREADS
+    unsigned char *rec = realloc(b->rec, total * rsize);
+    keyed *keys = malloc(total * sizeof(keyed)), *sorted = malloc(total * sizeof(keyed));
+    if (rec) b->rec = rec;
+    if (!rec || !keys || !sorted) {
+        nomem = 1;
+    } else {
+        finish_job x = {b, 0, 0, secret.buf, (size_t)secret.len, keys, out.buf, 0};
+        finish_job y = x;
+        int two = total >= THREAD_MIN;
+        split(&x, &y, b->n, total);
+        if (two) run2(make_pads, &x, &y);
+        else { make_pads(&x); make_pads(&y); }
+        split(&x, &y, 0, total);
+        if (two) run2(make_keys, &x, &y);
+        else { make_keys(&x); make_keys(&y); }
+        nomem = x.failed || y.failed || sort_keyed(keys, sorted, total) < 0;
+        if (!nomem) {
+            tie_base = b->rec;
+            tie_rsize = rsize;
+            for (size_t s = 0; s < total;) {
+                size_t e = s + 1;
+                while (e < total && sorted[e].key == sorted[s].key) e++;
+                if (e - s > 1) qsort(sorted + s, e - s, sizeof(keyed), cmp_tied);
+                s = e;
+            }
+            x.keys = y.keys = sorted;
+            if (two) run2(gather, &x, &y);
+            else { gather(&x); gather(&y); }
         }
     }
-    free(a);
-    free(tmp);
+    free(keys);
+    free(sorted);
+    free_accounts(b);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&secret);
+    PyBuffer_Release(&out);
+    if (nomem) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *get_count(Builder *b, void *unused) { return PyLong_FromSize_t(b->n); }
+
+static int builder_init(Builder *b, PyObject *args, PyObject *kwds) {
+    int k;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "iK", &k, &seed)) return -1;
+    if (k < 1 || k > 4096) {
+        PyErr_SetString(PyExc_ValueError, "Builder: k out of range");
+        return -1;
+    }
+    free_accounts(b);
+    b->k = k;
+    b->rsize = HASH_LEN + (size_t)AMOUNT_LEN * (size_t)k;
+    b->seed = seed;
+    b->n = b->cap = b->ids_len = b->ids_cap = 0;
+    b->finished = 0;
+    if (reserve_accounts(b, 1) < 0) { PyErr_NoMemory(); return -1; }
+    b->id_off[0] = 0;
     return 0;
 }
 
-/* sort(records: writable buffer, rsize: int) -> None: sort fixed-size records by their
- * leading 32-byte account hash (ascending bytes, as the spec orders leaves).
- */
-static PyObject *sort_records(PyObject *self, PyObject *args) {
-    Py_buffer buf;
-    Py_ssize_t rsize;
-    if (!PyArg_ParseTuple(args, "w*n", &buf, &rsize)) return NULL;
-    size_t n = rsize > 0 ? (size_t)buf.len / (size_t)rsize : 0;
-    if (rsize < HASH_LEN || buf.len % rsize != 0 || n >= UINT32_MAX) {
-        PyBuffer_Release(&buf);
-        return PyErr_Format(PyExc_ValueError, "sort: bad record size or count");
-    }
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = sort_in_place(buf.buf, n, (size_t)rsize);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&buf);
-    if (rc < 0) return PyErr_NoMemory();
-    Py_RETURN_NONE;
+static void builder_dealloc(Builder *b) {
+    free_accounts(b);
+    Py_TYPE(b)->tp_free((PyObject *)b);
 }
+
+static PyMethodDef builder_methods[] = {
+    {"feed_tuples", (PyCFunction)feed_tuples, METH_VARARGS, "Take accounts of the common shape."},
+    {"feed_records", (PyCFunction)feed_records, METH_VARARGS, "Take binary account records."},
+    {"duplicate", (PyCFunction)duplicate, METH_NOARGS, "First repeated id, or None."},
+    {"finish", (PyCFunction)finish, METH_VARARGS, "Pad, sort and write level 0."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef builder_getset[] = {
+    {"count", (getter)get_count, NULL, "Accounts taken so far.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject BuilderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_mstnative.Builder",
+    .tp_basicsize = sizeof(Builder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Collects accounts and lays out level 0 of a por-mst-v1 tree.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)builder_init,
+    .tp_dealloc = (destructor)builder_dealloc,
+    .tp_methods = builder_methods,
+    .tp_getset = builder_getset,
+};
+
+/* ---- the levels above the leaves ------------------------------------------------------- */
 
 /* Hash one level of `count` node records (hash || sums) into count/2 parent records.
  * Sets *overflow to the lowest asset index whose subtotal reached 2**128, or leaves it.
@@ -454,13 +881,21 @@ static PyObject *levels(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"ingest", ingest, METH_VARARGS, "Hash and pack accounts into leaf records."},
-    {"pads", pads, METH_VARARGS, "Padding leaf records."},
-    {"sort", sort_records, METH_VARARGS, "Sort records by account hash."},
     {"levels", levels, METH_VARARGS, "Hash every level above the leaves; return the root."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mstnative", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__mstnative(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__mstnative(void) {
+    if (PyType_Ready(&BuilderType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&BuilderType);
+    if (PyModule_AddObject(m, "Builder", (PyObject *)&BuilderType) < 0) {
+        Py_DECREF(&BuilderType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,93 @@
+"""The account record stream: the builder's bulk input as bytes, not Python objects.
+
+One record per account, back to back (docs/proof-format.md, "Account record stream")::
+
+    u32be(len(id)) || id (UTF-8) || nonce (32 bytes) || u128be(b_0) || ... || u128be(b_{k-1})
+
+These are the bytes ``account_hash`` and the leaf consume, so a snapshot exported this way
+(from a database query, say) is read by the compiled builder without one Python object per
+account. ``encode_accounts`` writes it from tuples, checking each account as ``build_tree``
+does; ``decode_records`` reads it back into tuples for the pure-Python builder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from .format import AMOUNT_LEN, NONCE_LEN, MerkleError, check_account, u128
+
+CHUNK_BYTES = 1 << 20  # the size encode_accounts aims its chunks at
+
+
+def encode_account(acc: Any, k: int) -> bytes:
+    """One account's record; raises MerkleError naming the account and field if it is bad."""
+    if not isinstance(acc, tuple | list) or len(acc) != 3:
+        raise MerkleError(repr(acc)[:80], "account", "expected (account_id, nonce, balances)")
+    account_id, nonce, balances = acc
+    check_account(account_id, nonce, balances, k)
+    idb = account_id.encode("utf-8")
+    return b"".join((len(idb).to_bytes(4, "big"), idb, bytes(nonce), *(u128(b) for b in balances)))
+
+
+def encode_accounts(
+    accounts: Iterable[Any], k: int, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[bytes]:
+    """The record stream of ``accounts``, in chunks of about ``chunk_bytes``."""
+    parts: list[bytes] = []
+    size = 0
+    for acc in accounts:
+        rec = encode_account(acc, k)
+        parts.append(rec)
+        size += len(rec)
+        if size >= chunk_bytes:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
+def record_error(index: int, field: str, detail: str, idb: bytes | None) -> MerkleError:
+    """The error for a bad record; both builders raise exactly this."""
+    account = None if idb is None else repr(idb)[:80]
+    return MerkleError(account, field, f"{detail} (record {index})")
+
+
+def truncated(index: int) -> MerkleError:
+    """The stream ended inside the record of account ``index`` (0-based)."""
+    return record_error(index, "records", "stream ends inside a record", None)
+
+
+def decode_records(
+    chunks: Iterable[bytes | bytearray | memoryview], k: int
+) -> Iterator[tuple[str, bytes, Sequence[int]]]:
+    """(account_id, nonce, balances) for each record of the stream, in order."""
+    fixed = 4 + NONCE_LEN + AMOUNT_LEN * k
+    buf = b""
+    index = 0
+    for chunk in chunks:
+        buf = buf + bytes(chunk) if buf else bytes(chunk)
+        pos = 0
+        while len(buf) - pos >= fixed:
+            idlen = int.from_bytes(buf[pos : pos + 4], "big")
+            end = pos + fixed + idlen
+            if end > len(buf):
+                break
+            idb = buf[pos + 4 : pos + 4 + idlen]
+            try:
+                account_id = idb.decode("utf-8")
+            except UnicodeDecodeError:
+                raise record_error(index, "id", "not valid UTF-8", idb) from None
+            o = pos + 4 + idlen
+            nonce = buf[o : o + NONCE_LEN]
+            o += NONCE_LEN
+            balances = [
+                int.from_bytes(buf[p : p + AMOUNT_LEN], "big")
+                for p in range(o, o + AMOUNT_LEN * k, AMOUNT_LEN)
+            ]
+            yield account_id, nonce, balances
+            index += 1
+            pos = end
+        buf = buf[pos:]
+    if buf:
+        raise truncated(index)
