@@ -8,6 +8,10 @@ Every measurement runs in its own child process so that peak RSS (ru_maxrss) of 
 never includes another. "build" is timed from the first read of the account stream to the
 renamed, complete tree file; the accounts themselves are generated before the clock starts
 (except with --huge, where they are streamed from a generator and that cost is reported).
+
+--huge also builds 10M accounts from an account record stream (audits/merkle/records.py):
+the records are written to a file first, as a database export would be, and the clock
+covers reading that file in 1 MiB chunks, building, and renaming the finished tree.
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audits.merkle import build_tree, default_workers, extract_proof, native, verify_proof  # noqa: E402
+from audits.merkle import (  # noqa: E402
+    build_tree,
+    build_tree_from_records,
+    default_workers,
+    extract_proof,
+    native,
+    verify_proof,
+)
 
 SECRET = b"\x07" * 32
 
@@ -48,7 +59,28 @@ def accounts(n: int, k: int):
         yield (f"acct-{i:09d}", nonces[j : j + 32], [(i * 7919) % 10**24 for _ in range(k)])
 
 
-def case_build(n: int, k: int, stream: bool) -> dict:
+def write_records(n: int, k: int, path: Path) -> float:
+    """The accounts of accounts(n, k) as a record stream file; returns seconds taken."""
+    t = time.perf_counter()
+    nonces = os.urandom(32 * min(n, 1 << 20))
+    span = len(nonces) // 32
+    with open(path, "wb") as f:
+        buf = bytearray()
+        for i in range(n):
+            idb = b"acct-%09d" % i
+            j = (i % span) * 32
+            amount = ((i * 7919) % 10**24).to_bytes(16, "big")
+            buf += len(idb).to_bytes(4, "big") + idb + nonces[j : j + 32] + amount * k
+            if len(buf) >= 1 << 22:
+                f.write(buf)
+                buf = bytearray()
+        f.write(buf)
+    return time.perf_counter() - t
+
+
+def case_build(n: int, k: int, stream: bool | str) -> dict:
+    if stream == "records":
+        return case_records(n, k)
     if stream:
         t = time.perf_counter()
         for _ in accounts(n, k):
@@ -101,6 +133,48 @@ def case_build(n: int, k: int, stream: bool) -> dict:
         "verify_ms": statistics.median(ver) * 1e3,
         "leaf_count": info.leaf_count,
     }
+
+
+def case_records(n: int, k: int) -> dict:
+    """Build from a record stream file written before the clock starts."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        src = Path(tmp) / "accounts.rec"
+        write_s = write_records(n, k, src)
+        before = rss_mb()
+        path = Path(tmp) / "tree.bin"
+        phases: dict[str, float] = {}
+        pure = {"workers": default_workers()} if os.environ.get("BENCH_PURE") else {}
+        t = time.perf_counter()
+        with open(src, "rb") as f:
+            chunks = iter(lambda: f.read(1 << 20), b"")
+            info = build_tree_from_records(chunks, k, SECRET, path, timings=phases, **pure)
+        build_s = time.perf_counter() - t
+        peak_self, peak_children = rss_mb(), rss_mb(resource.RUSAGE_CHILDREN)
+        ext, ver = [], []
+        for i in random.Random(1).sample(range(info.leaf_count), 300):
+            t = time.perf_counter()
+            proof = extract_proof(path, index=i)
+            ext.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            assert verify_proof(proof).valid
+            ver.append(time.perf_counter() - t)
+        return {
+            "n": n,
+            "k": k,
+            "build_s": build_s,
+            "phases": phases,
+            "stream_s": 0.0,
+            "records_file_s": write_s,
+            "records_file_mb": src.stat().st_size / 2**20,
+            "leaves_per_s": n / build_s,
+            "rss_before_mb": before,
+            "peak_rss_mb": peak_self,
+            "peak_rss_workers_mb": peak_children,
+            "file_mb": path.stat().st_size / 2**20,
+            "extract_ms": statistics.median(ext) * 1e3,
+            "verify_ms": statistics.median(ver) * 1e3,
+            "leaf_count": info.leaf_count,
+        }
 
 
 def case_raw(n: int, k: int) -> dict:
@@ -163,7 +237,8 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         if kind == "build":
-            res = case_build(int(rest[0]), int(rest[1]), rest[2] == "1")
+            mode = {"0": False, "1": True}.get(rest[2], rest[2])
+            res = case_build(int(rest[0]), int(rest[1]), mode)
         elif kind == "raw":
             res = case_raw(int(rest[0]), int(rest[1]))
         else:
@@ -174,25 +249,38 @@ def main() -> None:
         f"# merkle_bench  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  "
         f"cpus={len(os.sched_getaffinity(0))}  python {platform.python_version()}"
     )
-    cases = [(n, k, False) for n in args.sizes for k in args.ks]
+    cases: list[tuple[int, int, bool | str]] = [(n, k, False) for n in args.sizes for k in args.ks]
+    cases += [(n, 1, "records") for n in args.sizes]  # the same accounts as a byte stream
     if args.huge:
-        cases.append((10_000_000, 1, True))
+        cases += [(10_000_000, 1, True), (10_000_000, 1, "records")]
     header = (
-        f"{'accounts':>10} {'k':>2} {'build s':>8} {'leaves/s':>10} {'peak RSS':>9} "
+        f"{'accounts':>10} {'k':>2} {'input':>9} {'build s':>8} {'leaves/s':>10} {'peak RSS':>9} "
         f"{'file MB':>8} {'proof ms':>8} {'verify ms':>9} {'raw 1-core s':>12} "
         f"{'x raw':>6} {'peer s':>7} {'x peer':>6}  phases"
     )
     print(header)
+    baselines: dict[tuple[int, int], tuple[dict, dict | None]] = {}
     for n, k, stream in cases:
-        b = in_child("build", str(n), str(k), "1" if stream else "0")
-        r = in_child("raw", str(n), str(k))
-        p = in_child("peer", str(n)) if k == 1 else None
+        mode = stream if isinstance(stream, str) else ("1" if stream else "0")
+        kind = {"0": "list", "1": "generator"}.get(mode, mode)
+        b = in_child("build", str(n), str(k), mode)
+        if (n, k) not in baselines:
+            baselines[n, k] = (
+                in_child("raw", str(n), str(k)),
+                in_child("peer", str(n)) if k == 1 else None,
+            )
+        r, p = baselines[n, k]
         peak = max(b["peak_rss_mb"], b["peak_rss_workers_mb"])
         phases = " ".join(f"{name}={sec:.2f}" for name, sec in b["phases"].items())
-        if stream:
+        if stream == "records":
+            phases += (
+                f" (from a {b['records_file_mb']:.0f} MB record file written beforehand in "
+                f"{b['records_file_s']:.1f}s, not included)"
+            )
+        elif stream:
             phases += f" (stream alone={b['stream_s']:.2f}s, included)"
         print(
-            f"{n:>10} {k:>2} {b['build_s']:>8.2f} {b['leaves_per_s']:>10.0f} "
+            f"{n:>10} {k:>2} {kind:>9} {b['build_s']:>8.2f} {b['leaves_per_s']:>10.0f} "
             f"{peak:>7.0f}MB {b['file_mb']:>8.1f} {b['extract_ms']:>8.3f} "
             f"{b['verify_ms']:>9.3f} {r['raw_s']:>12.2f} {b['build_s'] / r['raw_s']:>6.2f} "
             + (

@@ -440,12 +440,14 @@ static PyObject *feed_tuples(Builder *b, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* feed_records(data: buffer) -> (consumed: int, error: None | (field, detail, id: bytes))
+/* feed_records(data: buffer) -> (consumed, error: None | (field, detail, id: bytes), need)
  *
  * Takes the complete account records at the front of data (the record stream format of
  * docs/proof-format.md: u32be(len(id)) || id || nonce || u128be balances * k) and returns
- * how many bytes they used; a partial record at the end is left for the next call. Stops
- * at the first bad record and describes it; the accounts before it are taken. */
+ * how many bytes they used; a partial record at the end is left for the next call, and
+ * `need` is its full size as far as known, so the caller can gather that much first (a
+ * corrupt length then costs one large read, not a copy of the growing tail per chunk).
+ * Stops at the first bad record and describes it; the accounts before it are taken. */
 static PyObject *feed_records(Builder *b, PyObject *args) {
     Py_buffer data;
     if (!PyArg_ParseTuple(args, "y*", &data)) return NULL;
@@ -454,11 +456,13 @@ static PyObject *feed_records(Builder *b, PyObject *args) {
     size_t len = (size_t)data.len, pos = 0, fixed = 4 + NONCE_LEN + (b->rsize - HASH_LEN);
     size_t first = b->n;
     int failed = 0, nomem = 0;
-    size_t bad_at = 0, bad_len = 0;
+    size_t bad_at = 0, bad_len = 0, need = fixed;
     Py_BEGIN_ALLOW_THREADS
-    while (len - pos >= fixed) {
+    for (;;) {
+        if (len - pos < 4) { need = fixed; break; }
         size_t idlen = get_be32(p + pos);
-        if (len - pos - fixed < idlen) break;  /* the rest of this record comes next call */
+        need = fixed + idlen;
+        if (len - pos < need) break;  /* the rest of this record comes next call */
         const unsigned char *id = p + pos + 4;
         if (!valid_utf8(id, idlen)) { failed = 1; bad_at = pos + 4; bad_len = idlen; break; }
         if (reserve_accounts(b, 1) < 0 || reserve_ids(b, idlen) < 0) { nomem = 1; break; }
@@ -473,10 +477,10 @@ static PyObject *feed_records(Builder *b, PyObject *args) {
     if (nomem) {
         result = PyErr_NoMemory();
     } else if (failed) {
-        result = Py_BuildValue("(n(ssy#))", (Py_ssize_t)pos, "id", "not valid UTF-8",
-                               (const char *)p + bad_at, (Py_ssize_t)bad_len);
+        result = Py_BuildValue("(n(ssy#)n)", (Py_ssize_t)pos, "id", "not valid UTF-8",
+                               (const char *)p + bad_at, (Py_ssize_t)bad_len, (Py_ssize_t)need);
     } else {
-        result = Py_BuildValue("(nO)", (Py_ssize_t)pos, Py_None);
+        result = Py_BuildValue("(nOn)", (Py_ssize_t)pos, Py_None, (Py_ssize_t)need);
     }
     PyBuffer_Release(&data);
     return result;

@@ -76,7 +76,7 @@ def build(
                 except MerkleError:
                     _first_duplicate(builder)  # a repeat earlier in the stream comes first
                     raise
-                builder.feed_records(record)
+                builder.feed_records(record)  # one whole record: always taken
                 start = odd + 1
             del chunk
     finally:
@@ -99,15 +99,22 @@ def build_records(
     """Build the tree file at ``path`` from an account record stream (see records.py)."""
     t0 = time.perf_counter()
     builder = _new_builder(k)
-    rest = b""
+    pending: list[bytes | bytearray | memoryview] = []  # a partial record, in pieces
+    have, need = 0, 0
     for chunk in chunks:
-        data = rest + bytes(chunk) if rest else chunk
-        used, error = builder.feed_records(data)
+        have += len(chunk)
+        if have < need:  # the record in progress is still incomplete: do not copy it again
+            pending.append(bytes(chunk))  # kept past this step: the caller may reuse its buffer
+            continue
+        pending.append(chunk)
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        used, error, need = builder.feed_records(data)
         if error is not None:
             _first_duplicate(builder)
             raise record_error(builder.count, *error)
         rest = bytes(memoryview(data)[used:])
-    if rest:
+        pending, have = ([rest], len(rest)) if rest else ([], 0)
+    if have:
         _first_duplicate(builder)
         raise truncated(builder.count)
     return _finish(builder, k, pad_secret, path, meta, snapshot, assets, t0, timings)

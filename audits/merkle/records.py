@@ -63,16 +63,23 @@ def decode_records(
 ) -> Iterator[tuple[str, bytes, Sequence[int]]]:
     """(account_id, nonce, balances) for each record of the stream, in order."""
     fixed = 4 + NONCE_LEN + AMOUNT_LEN * k
-    buf = b""
-    index = 0
+    pending: list[bytes] = []  # a partial record, in pieces, joined once it is complete
+    have, need, index = 0, 0, 0
     for chunk in chunks:
-        buf = buf + bytes(chunk) if buf else bytes(chunk)
+        pending.append(bytes(chunk))
+        have += len(chunk)
+        if have < need:
+            continue
+        buf = b"".join(pending)
         pos = 0
-        while len(buf) - pos >= fixed:
-            idlen = int.from_bytes(buf[pos : pos + 4], "big")
-            end = pos + fixed + idlen
+        while True:
+            need = (
+                fixed if len(buf) - pos < 4 else fixed + int.from_bytes(buf[pos : pos + 4], "big")
+            )
+            end = pos + need
             if end > len(buf):
                 break
+            idlen = need - fixed
             idb = buf[pos + 4 : pos + 4 + idlen]
             try:
                 account_id = idb.decode("utf-8")
@@ -88,6 +95,7 @@ def decode_records(
             yield account_id, nonce, balances
             index += 1
             pos = end
-        buf = buf[pos:]
-    if buf:
+        rest = buf[pos:]
+        pending, have = ([rest], len(rest)) if rest else ([], 0)
+    if have:
         raise truncated(index)

@@ -167,3 +167,21 @@ def test_duplicates_in_the_compiled_tuple_path_match_python(tmp_path, accounts):
         found.append(str(info.value))
     assert found[0] == found[1]
     assert "duplicate account id" in found[0]
+
+
+def test_a_corrupt_length_waits_for_its_bytes_then_reports_truncation(tmp_path):
+    # A length of 4 GiB - 1 makes the rest of the stream part of one unfinished record.
+    corrupt = b"\xff\xff\xff\xff" + b"x" * 60
+    stream = [good(0), corrupt, *[b"y" * 4096] * 50]
+    (err,) = errors_of(tmp_path, stream, 1)
+    assert err == (None, "records", "records: stream ends inside a record (record 1)")
+
+
+def test_chunks_may_be_any_bytes_like(tmp_path):
+    data = good(0) + good(1) + good(2)
+    stream = [bytearray(data[:50]), memoryview(data)[50:120], data[120:]]
+    out, ref = tmp_path / "a.bin", tmp_path / "b.bin"
+    for workers in BUILDERS:
+        build_tree_from_records(stream, 1, SECRET, out, workers=workers)
+        build_tree([(f"user-{i}", nonce(i), [i]) for i in range(3)], 1, SECRET, ref, workers=1)
+        assert out.read_bytes() == ref.read_bytes()
