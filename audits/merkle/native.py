@@ -146,7 +146,9 @@ def _finish(
     part_path = f"{path}.partial-{os.getpid()}"
     fd = os.open(part_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.ftruncate(fd, lay.file_size)
+        # Blocks reserved up front: on a full disk this raises OSError, where stores into a
+        # sparse mapping would kill the process with SIGBUS.
+        os.posix_fallocate(fd, 0, lay.file_size)
         with (
             mmap.mmap(fd, lay.file_size) as mapped,
             memoryview(mapped) as view,
