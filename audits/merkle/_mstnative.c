@@ -285,6 +285,7 @@ typedef struct {
     int k;
     size_t rsize;
     uint64_t seed;
+    uint64_t key_mask;      /* all ones; tests keep only a few top bits to force ties */
     unsigned char *rec;
     size_t n, cap;          /* accounts held; records (and id slots) allocated */
     unsigned char *ids;     /* every id's UTF-8 bytes, back to back */
@@ -346,7 +347,7 @@ static void *hash_accounts(void *arg) {
         const unsigned char *id = b->ids + b->id_off[q];
         size_t len = b->id_off[q + 1] - b->id_off[q];
         unsigned char *slot = b->rec + q * b->rsize;
-        b->fp[q] = fingerprint(id, len, b->seed);
+        b->fp[q] = fingerprint(id, len, b->seed) & b->key_mask;
         put_be32(msg + ACCOUNT_PREFIX_LEN, (uint32_t)len);
         if (len <= MAX_FAST_ID) {
             memcpy(msg + ACCOUNT_PREFIX_LEN + 4, id, len);
@@ -557,7 +558,7 @@ static void *make_pads(void *arg) {
 static void *make_keys(void *arg) {
     finish_job *j = arg;
     for (size_t q = j->lo; q < j->hi; q++)
-        j->keys[q] = (keyed){get_be64(j->b->rec + q * j->b->rsize), (uint32_t)q, 0};
+        j->keys[q] = (keyed){get_be64(j->b->rec + q * j->b->rsize) & j->b->key_mask, (uint32_t)q, 0};
     return NULL;
 }
 
@@ -570,13 +571,20 @@ static void *gather(void *arg) {
     return NULL;
 }
 
-static const unsigned char *tie_base;
-static size_t tie_rsize;
-
-static int cmp_tied(const void *a, const void *b) {
-    const keyed *x = a, *y = b;
-    return memcmp(tie_base + (size_t)x->idx * tie_rsize, tie_base + (size_t)y->idx * tie_rsize,
-                  HASH_LEN);
+/* Order a run of entries with equal 8-byte keys by the records' full 32-byte hashes. Runs
+ * are almost always two long (a 64-bit tie among 16.8M keys: about once per 100,000 builds),
+ * so insertion sort; no shared state, as two builds may run on two Python threads. */
+static void sort_tied(keyed *a, size_t n, const unsigned char *rec, size_t rsize) {
+    for (size_t i = 1; i < n; i++) {
+        keyed v = a[i];
+        size_t j = i;
+        while (j > 0 && memcmp(rec + (size_t)a[j - 1].idx * rsize, rec + (size_t)v.idx * rsize,
+                               HASH_LEN) > 0) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = v;
+    }
 }
 
 static void free_accounts(Builder *b) {
@@ -631,12 +639,10 @@ static PyObject *finish(Builder *b, PyObject *args) {
         else { make_keys(&x); make_keys(&y); }
         nomem = x.failed || y.failed || sort_keyed(keys, sorted, total) < 0;
         if (!nomem) {
-            tie_base = b->rec;
-            tie_rsize = rsize;
             for (size_t s = 0; s < total;) {
                 size_t e = s + 1;
                 while (e < total && sorted[e].key == sorted[s].key) e++;
-                if (e - s > 1) qsort(sorted + s, e - s, sizeof(keyed), cmp_tied);
+                if (e - s > 1) sort_tied(sorted + s, e - s, b->rec, rsize);
                 s = e;
             }
             x.keys = y.keys = sorted;
@@ -656,14 +662,17 @@ static PyObject *finish(Builder *b, PyObject *args) {
 
 static PyObject *get_count(Builder *b, void *unused) { return PyLong_FromSize_t(b->n); }
 
+/* Builder(k, seed, key_bits=64): key_bits < 64 only in tests, to make equal sort keys and
+ * colliding id fingerprints common (the paths real hashes almost never take). */
 static int builder_init(Builder *b, PyObject *args, PyObject *kwds) {
-    int k;
+    int k, key_bits = 64;
     unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "iK", &k, &seed)) return -1;
-    if (k < 1 || k > 4096) {
-        PyErr_SetString(PyExc_ValueError, "Builder: k out of range");
+    if (!PyArg_ParseTuple(args, "iK|i", &k, &seed, &key_bits)) return -1;
+    if (k < 1 || k > 4096 || key_bits < 1 || key_bits > 64) {
+        PyErr_SetString(PyExc_ValueError, "Builder: k or key_bits out of range");
         return -1;
     }
+    b->key_mask = key_bits == 64 ? ~(uint64_t)0 : ~(~(uint64_t)0 >> key_bits);
     free_accounts(b);
     b->k = k;
     b->rsize = HASH_LEN + (size_t)AMOUNT_LEN * (size_t)k;

@@ -128,3 +128,21 @@ def test_pure_python_builder_needs_no_accelerator():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("key_bits", [1, 6, 12])
+@pytest.mark.parametrize("size", [300, 20_000])  # one thread, and two
+def test_same_bytes_when_sort_keys_tie_and_fingerprints_collide(
+    tmp_path, monkeypatch, key_bits, size
+):
+    # With 64-bit keys a tie is a once-in-100,000-builds event; with a few bits, most keys tie
+    # and most fingerprints of different ids collide, so the full-hash and full-id checks run.
+    monkeypatch.setattr(native, "KEY_BITS", key_bits)
+    accounts = accounts_of([[i % 97, i] for i in range(size)])
+    native_file, pure_file = both(tmp_path, accounts, 2)
+    assert native_file == pure_file
+    dup = [*accounts[:150], ("user-7", nonce(10**6), [0, 0]), *accounts[150:]]
+    native_error, pure_error = errors(tmp_path, dup, 2)
+    assert (
+        native_error == pure_error == ("user-7", "id", "account 'user-7': id: duplicate account id")
+    )
