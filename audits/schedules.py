@@ -8,6 +8,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 DEFAULT_SCHEDULES: list[tuple[str, str, int]] = [
     ("worker heartbeat", "audits.tasks.worker_heartbeat", 60),
     ("read on-chain supply", "audits.tasks.read_all_supplies", 60),
+    ("resume stalled statements", "audits.tasks.resume_stalled_statements", 300),
 ]
 
 

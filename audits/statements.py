@@ -2,7 +2,9 @@
 
 Nothing sent is lost: the bytes are committed before any check runs, and a rejected upload
 keeps its bytes and its error report. Nothing is half-applied: lines, status and supersession
-change in one transaction.
+change in one transaction, and only while the statement is still ``received``, so an upload
+interrupted mid-check (a killed worker, a restart) is finished later by
+``resume_statement`` (run by a periodic task, or an admin) exactly once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -85,6 +87,7 @@ def submit_statement(
                 as_of=as_of,
                 source=source,
                 status=StatementStatus.RECEIVED,
+                signature_header=signature_header or "",
             )
     except IntegrityError:
         # The same bytes arrived twice at once: the other request stored them first.
@@ -106,8 +109,12 @@ def _existing(custodian: Custodian, digest: str) -> CustodianStatement | None:
 
 def process_statement(
     statement: CustodianStatement, raw: bytes, signature_header: str | None
-) -> None:
-    """Verify, parse and validate a stored upload, then accept or reject it atomically."""
+) -> bool:
+    """Verify, parse and validate a stored upload, then accept or reject it atomically.
+
+    Returns False, changing nothing, if the statement was no longer ``received`` when the
+    outcome was to be written (another process finished it first).
+    """
     errors: list[LineError] = []
     errors += _check_signature(statement, raw, signature_header)
     parsed: ParsedStatement | None = None
@@ -120,10 +127,54 @@ def process_statement(
         assets = {a.isin: a for a in Asset.objects.all()}
         errors += _check_against_registry(parsed, assets)
     if errors:
-        _reject(statement, errors)
-    else:
-        assert parsed is not None
-        _accept(statement, parsed, assets)
+        return _reject(statement, errors)
+    assert parsed is not None
+    return _accept(statement, parsed, assets)
+
+
+# An upload is processed in the request that sent it, in seconds; one still `received` after
+# this long was interrupted.
+STALLED_AFTER = timedelta(minutes=10)
+
+
+def stalled_statements(now: datetime | None = None) -> list[int]:
+    """Ids of statements still `received` longer than STALLED_AFTER, oldest first."""
+    cutoff = (now or timezone.now()) - STALLED_AFTER
+    return list(
+        CustodianStatement.objects.filter(status=StatementStatus.RECEIVED, received_at__lt=cutoff)
+        .order_by("received_at", "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def resume_statement(statement_id: int) -> CustodianStatement:
+    """Finish checking a statement left `received`, from its stored bytes and signature header.
+
+    Safe to repeat and to run beside another attempt: a statement already accepted or rejected
+    is returned unchanged.
+    """
+    statement = CustodianStatement.objects.select_related("raw", "custodian").get(pk=statement_id)
+    if statement.status == StatementStatus.RECEIVED:
+        logger.info("statement resumed", extra={"statement": statement.pk})
+        process_statement(
+            statement, bytes(statement.raw.content), statement.signature_header or None
+        )
+        statement.refresh_from_db()
+    return statement
+
+
+def _claim_outcome(statement: CustodianStatement) -> bool:
+    """Inside the outcome's transaction: True if the statement is still ours to decide.
+
+    A conditional UPDATE, not a read: it takes the row's write lock, so of two processes
+    finishing the same upload the second waits, then finds it decided and writes nothing.
+    """
+    return (
+        CustodianStatement.objects.filter(pk=statement.pk, status=StatementStatus.RECEIVED).update(
+            status=StatementStatus.RECEIVED
+        )
+        == 1
+    )
 
 
 def _check_signature(
@@ -213,19 +264,24 @@ def _check_against_registry(parsed: ParsedStatement, assets: dict[str, Asset]) -
     return errors
 
 
-def _reject(statement: CustodianStatement, errors: Iterable[LineError]) -> None:
+def _reject(statement: CustodianStatement, errors: Iterable[LineError]) -> bool:
     report = [e.as_dict() for e in errors]
     with transaction.atomic():
+        if not _claim_outcome(statement):
+            return False
         statement.status = StatementStatus.REJECTED
         statement.rejection_report = report
         statement.save()
     logger.info("statement rejected", extra={"statement": statement.pk, "errors": len(report)})
+    return True
 
 
 def _accept(
     statement: CustodianStatement, parsed: ParsedStatement, assets: dict[str, Asset]
-) -> None:
+) -> bool:
     with transaction.atomic():
+        if not _claim_outcome(statement):
+            return False
         CustodianStatement.objects.filter(
             custodian=statement.custodian, as_of=parsed.as_of, status=StatementStatus.ACCEPTED
         ).exclude(pk=statement.pk).update(
@@ -237,6 +293,7 @@ def _accept(
         statement.status = StatementStatus.ACCEPTED
         statement.save()
     logger.info("statement accepted", extra={"statement": statement.pk, "lines": len(parsed.lines)})
+    return True
 
 
 def _insert_lines(

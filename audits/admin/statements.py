@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from audits import custodian_signatures, statements, tokens
-from audits.choices import StatementFormat
+from audits.choices import StatementFormat, StatementStatus
 from audits.downloads import raw_download
 from audits.models import ApiToken, Custodian, CustodianKey, CustodianStatement, StatementLine
 
@@ -25,7 +25,9 @@ class AdminUploadForm(forms.Form):
     format = forms.ChoiceField(choices=StatementFormat.choices)
     as_of = forms.DateTimeField(required=False, help_text="UTC; required for CSV.")
     signature = forms.CharField(
-        required=False, help_text="Optional detached Ed25519 signature: KEYID:BASE64."
+        required=False,
+        max_length=200,
+        help_text="Optional detached Ed25519 signature: KEYID:BASE64.",
     )
 
 
@@ -35,8 +37,8 @@ class RejectForm(forms.Form):
 
 _DETAIL_FIELDS = (
     "custodian", "as_of", "received_at", "uploaded_by", "format", "status", "source",
-    "signature_status", "signature_key", "sha256", "raw_link", "line_count", "superseded_by",
-    "rejected_by", "errors", "holdings",
+    "signature_status", "signature_key", "signature_header", "sha256", "raw_link",
+    "line_count", "superseded_by", "rejected_by", "errors", "holdings",
 )  # fmt: skip
 
 
@@ -48,7 +50,7 @@ class CustodianStatementAdmin(admin.ModelAdmin):
     date_hierarchy = "as_of"
     search_fields = ["=id", "custodian__name", "custodian__lei", "raw__sha256"]
     list_select_related = ["custodian", "raw"]
-    actions = ["reject_selected"]
+    actions = ["reject_selected", "resume_selected"]
     fields = _DETAIL_FIELDS
     readonly_fields = _DETAIL_FIELDS
 
@@ -167,6 +169,19 @@ class CustodianStatementAdmin(admin.ModelAdmin):
                    "form": form, "statements": queryset, "opts": self.model._meta,
                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}  # fmt: skip
         return render(request, "admin/audits/statement_reject.html", context)
+
+    @admin.action(description="Finish checking selected statements still received")
+    def resume_selected(self, request, queryset):
+        waiting = list(
+            queryset.filter(status=StatementStatus.RECEIVED).values_list("pk", flat=True)
+        )
+        done = [statements.resume_statement(pk) for pk in waiting]
+        outcome = ", ".join(f"{s.pk}: {s.status}" for s in done) or "none"
+        self.message_user(
+            request,
+            f"Checked {len(done)} statement(s) still received ({outcome}); "
+            f"{queryset.count() - len(done)} selected were already decided and left as they are.",
+        )
 
 
 @admin.register(StatementLine)

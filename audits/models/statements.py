@@ -88,6 +88,9 @@ class CustodianStatement(models.Model):
     )
     format = models.CharField(max_length=8, choices=StatementFormat.choices)
     raw = models.ForeignKey(RawDocument, on_delete=models.PROTECT, related_name="statements")
+    # The signature header exactly as sent, stored with the bytes, so that an upload
+    # interrupted before its checks finished can be checked again later.
+    signature_header = models.TextField(blank=True, default="", editable=False)
     signature = models.BinaryField(null=True, blank=True, editable=False)
     signature_key = models.ForeignKey(
         CustodianKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

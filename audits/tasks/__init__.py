@@ -1,6 +1,13 @@
 """Celery tasks, one module per concept. Task names stay `audits.tasks.<name>`."""
 
 from audits.tasks.operations import worker_heartbeat
+from audits.tasks.statements import resume_stalled_statements, resume_statement
 from audits.tasks.supply import read_all_supplies, read_supply_for_deployment
 
-__all__ = ["read_all_supplies", "read_supply_for_deployment", "worker_heartbeat"]
+__all__ = [
+    "read_all_supplies",
+    "read_supply_for_deployment",
+    "resume_stalled_statements",
+    "resume_statement",
+    "worker_heartbeat",
+]
