@@ -431,7 +431,7 @@ def build_tree(
     t0 = clock()
     assets = _check_params(k, pad_secret, assets)
     path = os.fspath(path)
-    if workers is None and native.available():
+    if workers is None and native.available(k):
         meta = _meta(snapshot, assets)
         return native.build(
             accounts, k, pad_secret, path, meta=meta, snapshot=snapshot, assets=assets,
@@ -529,7 +529,7 @@ def build_tree_from_records(
     """
     assets = _check_params(k, pad_secret, assets)
     path = os.fspath(path)
-    if workers is None and native.available():
+    if workers is None and native.available(k):
         return native.build_records(
             chunks, k, pad_secret, path, meta=_meta(snapshot, assets), snapshot=snapshot,
             assets=assets, timings=timings,

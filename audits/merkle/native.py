@@ -30,9 +30,13 @@ except ImportError:  # not compiled here: the pure-Python builder runs
     _c = None
 
 
-def available() -> bool:
-    """True when the compiled accelerator can be imported."""
-    return _c is not None
+# The C Builder's limit on assets per tree; wider trees (none in practice) use pure Python.
+MAX_K = 4096
+
+
+def available(k: int = 1) -> bool:
+    """True when the compiled accelerator can be imported and takes ``k`` assets."""
+    return _c is not None and k <= MAX_K
 
 
 # Bits of the C sort keys and id fingerprints. Always 64 except in tests, which lower it so

@@ -146,3 +146,10 @@ def test_same_bytes_when_sort_keys_tie_and_fingerprints_collide(
     assert (
         native_error == pure_error == ("user-7", "id", "account 'user-7': id: duplicate account id")
     )
+
+
+def test_a_tree_wider_than_the_compiled_builder_takes_still_builds(tmp_path):
+    k = native.MAX_K + 1
+    accounts = [("a", nonce(0), [1] * k), ("b", nonce(1), [2] * k)]
+    info = build_tree(accounts, k, SECRET, tmp_path / "t.bin")
+    assert info.root_sums == (3,) * k
