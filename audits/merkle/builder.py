@@ -41,7 +41,7 @@ from .format import (
     MerkleError,
     _sha256,
     account_hash,
-    check_account,
+    checked_account,
     u128,
 )
 from .records import decode_records
@@ -201,10 +201,8 @@ def _ids_of(chunk: list[Any]) -> list[Any]:
 
 
 def _careful_record(acc: Any, k: int) -> bytes:
-    if not isinstance(acc, tuple | list) or len(acc) != 3:
-        raise MerkleError(repr(acc)[:80], "account", "expected (account_id, nonce, balances)")
-    check_account(acc[0], acc[1], acc[2], k)
-    return account_hash(acc[0], bytes(acc[1])) + b"".join(u128(b) for b in acc[2])
+    account_id, nonce, balances = checked_account(acc, k)
+    return account_hash(account_id, nonce) + b"".join(u128(b) for b in balances)
 
 
 def _pads(secret: bytes, lo: int, hi: int, k: int, fd: int, offset: int) -> None:

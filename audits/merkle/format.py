@@ -72,6 +72,15 @@ def node_hash(
     return _sha256(b"".join(parts)).digest()
 
 
+def checked_account(acc: object, k: int) -> tuple[str, bytes, Sequence[int]]:
+    """``acc`` unpacked as (account_id, nonce, balances) after check_account; else MerkleError."""
+    if not isinstance(acc, tuple | list) or len(acc) != 3:
+        raise MerkleError(repr(acc)[:80], "account", "expected (account_id, nonce, balances)")
+    account_id, nonce, balances = acc
+    check_account(account_id, nonce, balances, k)
+    return account_id, bytes(nonce), balances
+
+
 def check_account(account_id: object, nonce: object, balances: object, k: int) -> None:
     """Raise MerkleError describing the first problem with one input account, if any."""
     if not isinstance(account_id, str):

@@ -15,19 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from .format import AMOUNT_LEN, NONCE_LEN, MerkleError, check_account, u128
+from .format import AMOUNT_LEN, NONCE_LEN, MerkleError, checked_account, u128
 
 CHUNK_BYTES = 1 << 20  # the size encode_accounts aims its chunks at
 
 
 def encode_account(acc: Any, k: int) -> bytes:
     """One account's record; raises MerkleError naming the account and field if it is bad."""
-    if not isinstance(acc, tuple | list) or len(acc) != 3:
-        raise MerkleError(repr(acc)[:80], "account", "expected (account_id, nonce, balances)")
-    account_id, nonce, balances = acc
-    check_account(account_id, nonce, balances, k)
+    account_id, nonce, balances = checked_account(acc, k)
     idb = account_id.encode("utf-8")
-    return b"".join((len(idb).to_bytes(4, "big"), idb, bytes(nonce), *(u128(b) for b in balances)))
+    return b"".join((len(idb).to_bytes(4, "big"), idb, nonce, *(u128(b) for b in balances)))
 
 
 def encode_accounts(
