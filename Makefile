@@ -14,9 +14,9 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 # The Merkle builder's optional C accelerator (gcc + libssl-dev); without it, pure Python.
-MERKLE_NATIVE := audits/merkle/_mstnative$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
-$(MERKLE_NATIVE): audits/merkle/_mstnative.c $(STAMP)
-	-$(PY) -m audits.merkle.build_native
+MERKLE_NATIVE := audits/core/merkle/_mstnative$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+$(MERKLE_NATIVE): audits/core/merkle/_mstnative.c $(STAMP)
+	-$(PY) -m audits.core.merkle.build_native
 
 install: $(STAMP) $(MERKLE_NATIVE)
 
@@ -35,6 +35,7 @@ test: install tools
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy porapp audits

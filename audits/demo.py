@@ -17,8 +17,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from audits import custodian_signatures, statements, tokens
+from audits import statements, tokens
 from audits.choices import AssetKind
+from audits.core import custodian_signatures
 from audits.models import (
     Asset,
     Chain,
@@ -221,7 +222,7 @@ def demo_token(user, token_file: Path) -> str:
 
 
 # --- Demo chains -----------------------------------------------------------------------------
-# `rundemo` starts both demo chains with `python -m audits.devchain serve`, deploys the four
+# `rundemo` starts both demo chains with `python -m audits.core.devchain serve`, deploys the four
 # tokens on each (at CONTRACTS), points the Chain rows at them and mints supply whose
 # circulating part matches the custodians' settled holdings above.
 DEMO_CHAIN_PORTS = {31337: 8545, 31338: 8546}
@@ -241,7 +242,7 @@ def devchain_serve_command(
 ) -> list[str]:
     """argv for the demo chains: both chain ids, the four tokens on each, no initial mint."""
     ports = ports or DEMO_CHAIN_PORTS
-    argv = [sys.executable, "-m", "audits.devchain", "serve"]
+    argv = [sys.executable, "-m", "audits.core.devchain", "serve"]
     for chain_id, _ in CHAINS:
         argv += ["--chain", f"{chain_id}:{ports[chain_id]}"]
     for chain_id, _ in CHAINS:
@@ -254,7 +255,7 @@ def devchain_serve_command(
 @transaction.atomic
 def configure_demo_chains(devchain_file: Path) -> None:
     """Point the demo Chain rows at the running demo chains and exclude the issuer treasury."""
-    from audits.devchain import DEPLOYER  # imported here: web3 is slow to import
+    from audits.core.devchain import DEPLOYER  # imported here: web3 is slow to import
 
     info = json.loads(devchain_file.read_text())
     for entry in info["chains"]:
@@ -280,7 +281,7 @@ def configure_demo_chains(devchain_file: Path) -> None:
 
 def mint_demo_supply(devchain_file: Path) -> None:
     """Mint DEMO_MINTS to the demo holder and DEMO_TREASURY_TOKENS to the treasury."""
-    from audits import devchain  # imported here: web3 is slow to import
+    from audits.core import devchain  # imported here: web3 is slow to import
 
     holder = devchain.DEV_ACCOUNTS[1]
     info = json.loads(devchain_file.read_text())
@@ -313,7 +314,7 @@ def write_demo_proof(var_dir: Path) -> Path:
     """Build a liability tree of demo users and write alice's inclusion proof as JSON."""
     import json
 
-    from audits import merkle
+    from audits.core import merkle
 
     unit = 10**18
     assets = [merkle.Asset(code, decimals) for code, _, _, _, decimals in ASSETS]

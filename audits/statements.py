@@ -19,8 +19,16 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audits import custodian_signatures as sigs
 from audits.choices import SignatureStatus, StatementSource, StatementStatus
+from audits.core import custodian_signatures as sigs
+from audits.core.statement_formats import (
+    MAX_ERRORS,
+    LineError,
+    ParsedStatement,
+    StatementRejected,
+    decimal_places,
+    parse_statement,
+)
 from audits.models import (
     Asset,
     Custodian,
@@ -30,14 +38,6 @@ from audits.models import (
     StatementLine,
 )
 from audits.permissions import is_admin
-from audits.statement_formats import (
-    MAX_ERRORS,
-    LineError,
-    ParsedStatement,
-    StatementRejected,
-    decimal_places,
-    parse_statement,
-)
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """On-chain supply services: read a deployment's supply, record manual figures, sum per asset.
 
-The reading itself is :func:`audits.evm.read_supply` (framework-free); this module decides
+The reading itself is :func:`audits.core.evm.read_supply` (framework-free); this module decides
 what is stored. A failed read is stored as a failed reading with its error and no amount,
 so an outage is never mistaken for a supply of zero.
 """
@@ -21,8 +21,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from audits import evm
 from audits.choices import ReadingStatus, SupplySource
+from audits.core import evm
 from audits.models import (
     Asset,
     Chain,
@@ -112,7 +112,7 @@ def read_deployment(deployment_id: int, *, task_id: str | None = None) -> Supply
     """Read one deployment's supply from its chain and store the reading (ok or failed).
 
     Re-reading a block already stored returns that reading. On a retryable error
-    (:class:`audits.evm.RpcUnavailable`) the failed reading is stored and the error
+    (:class:`audits.core.evm.RpcUnavailable`) the failed reading is stored and the error
     re-raised so the Celery task retries; other errors return the failed reading.
     """
     deployment = TokenDeployment.objects.select_related("chain", "asset").get(pk=deployment_id)
@@ -139,7 +139,7 @@ def read_deployment(deployment_id: int, *, task_id: str | None = None) -> Supply
         )
     except evm.SupplyReadError as exc:
         reading = _record_failure(deployment, exc, task_id)
-        # exc.message is built from redacted URLs only (audits.evm guarantees it).
+        # exc.message is built from redacted URLs only (audits.core.evm guarantees it).
         logger.warning(
             "supply read failed",
             extra={

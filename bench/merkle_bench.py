@@ -9,7 +9,7 @@ never includes another. "build" is timed from the first read of the account stre
 renamed, complete tree file; the accounts themselves are generated before the clock starts
 (except with --huge, where they are streamed from a generator and that cost is reported).
 
---huge also builds 10M accounts from an account record stream (audits/merkle/records.py):
+--huge also builds 10M accounts from an account record stream (audits/core/merkle/records.py):
 the records are written to a file first, as a database export would be, and the clock
 covers reading that file in 1 MiB chunks, building, and renaming the finished tree.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audits.merkle import (  # noqa: E402
+from audits.core.merkle import (  # noqa: E402
     build_tree,
     build_tree_from_records,
     default_workers,

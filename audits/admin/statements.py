@@ -13,8 +13,9 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from audits import custodian_signatures, statements, tokens
+from audits import statements, tokens
 from audits.choices import StatementFormat, StatementStatus
+from audits.core import custodian_signatures
 from audits.downloads import raw_download
 from audits.models import ApiToken, Custodian, CustodianKey, CustodianStatement, StatementLine
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from audits import supply
-from audits.evm import to_tokens
+from audits.core.evm import to_tokens
 from audits.models import (
     SupplyReading,
 )

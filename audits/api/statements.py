@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from audits import statements
 from audits.api.problems import problem_response
 from audits.choices import StatementFormat, StatementStatus
-from audits.custodian_signatures import SIGNATURE_HEADER
+from audits.core.custodian_signatures import SIGNATURE_HEADER
 from audits.downloads import raw_download
 from audits.models import Custodian, CustodianStatement, StatementLine
 from audits.permissions import IsCustodianOrAdmin, custodian_of, is_admin, visible_to

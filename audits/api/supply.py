@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from audits import supply
 from audits.choices import ReadingStatus, SupplySource
-from audits.evm import to_tokens
+from audits.core.evm import to_tokens
 from audits.models import Asset, SupplyReading
 from audits.permissions import IsAdminOrReadOnly
 

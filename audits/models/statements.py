@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db import models
 
 from audits.choices import SignatureStatus, StatementFormat, StatementSource, StatementStatus
+from audits.core.statement_formats import BALANCE_TYPE_CHOICES
 from audits.models.reference import Asset, Custodian
-from audits.statement_formats import BALANCE_TYPE_CHOICES
 
 
 class ImmutableError(Exception):

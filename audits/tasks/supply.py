@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from audits import supply
-from audits.evm import RpcUnavailable
+from audits.core.evm import RpcUnavailable
 from audits.models import TokenDeployment
 
 

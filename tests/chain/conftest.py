@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from audits import devchain
+from audits.core import devchain
 
 CHAIN_A = 31337  # anvil's default id
 CHAIN_B = 8453  # a second chain (Base's id) for multi-chain cases

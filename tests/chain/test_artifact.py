@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from audits import devchain
+from audits.core import devchain
 
 ROOT = devchain.PROJECT_ROOT
 

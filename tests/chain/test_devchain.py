@@ -1,4 +1,4 @@
-"""audits.devchain: anvil process control, token helpers and the CLI, on real anvil."""
+"""audits.core.devchain: anvil process control, token helpers and the CLI, on real anvil."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sys
 import pytest
 import requests
 
-from audits import devchain
-from audits.evm import read_supply
+from audits.core import devchain
+from audits.core.evm import read_supply
 
 from .conftest import CHAIN_A
 
@@ -87,7 +87,7 @@ def test_cli_mint_burn_supply_in_process(chain_a, token_a, capsys):
 
 def test_cli_as_a_module_mints_on_a_running_chain(chain_a, token_a):
     env = {**os.environ, "PYTHONPATH": str(devchain.PROJECT_ROOT)}
-    cmd = [sys.executable, "-m", "audits.devchain", "mint", "--rpc", chain_a.url]
+    cmd = [sys.executable, "-m", "audits.core.devchain", "mint", "--rpc", chain_a.url]
     cmd += ["--token", token_a, "--to", HOLDER, "--amount", "123"]
     proc = subprocess.run(
         cmd, cwd=devchain.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60

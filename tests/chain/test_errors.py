@@ -8,8 +8,8 @@ import traceback
 
 import pytest
 
-from audits import devchain
-from audits.evm import (
+from audits.core import devchain
+from audits.core.evm import (
     ChainIdMismatch,
     ContractCallFailed,
     DecimalsMismatch,

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from web3 import Web3
 
-from audits import devchain
-from audits.evm import (
+from audits.core import devchain
+from audits.core.evm import (
     ContractCallFailed,
     InvalidAddress,
     RpcUnavailable,

@@ -1,4 +1,4 @@
-"""Pure helpers of audits.evm: exact token arithmetic and URL redaction (no chain needed)."""
+"""Pure helpers of audits.core.evm: exact token arithmetic and URL redaction (no chain needed)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audits.evm import redact_url, to_tokens
+from audits.core.evm import redact_url, to_tokens
 
 
 @given(raw=st.integers(min_value=0, max_value=2**256 - 1), decimals=st.integers(0, 36))

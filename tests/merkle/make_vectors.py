@@ -7,7 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from audits.merkle import Asset, build_tree, extract_proof
+from audits.core.merkle import Asset, build_tree, extract_proof
 from tests.merkle.reference import reference_tree
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"

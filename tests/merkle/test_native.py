@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audits.merkle import MerkleError, build_tree, native
+from audits.core.merkle import MerkleError, build_tree, native
 from tests.merkle.test_tree import LIMIT, SECRET, accounts_of, fast, nonce
 
 pytestmark = pytest.mark.skipif(
     not native.available() and not os.environ.get("PORAPP_EXPECT_NATIVE"),
-    reason="merkle accelerator not built (python -m audits.merkle.build_native)",
+    reason="merkle accelerator not built (python -m audits.core.merkle.build_native)",
 )
 
 
@@ -122,8 +122,8 @@ def test_pure_python_builder_needs_no_accelerator():
     import subprocess
 
     code = (
-        "import sys; sys.modules['audits.merkle._mstnative'] = None\n"
-        "from audits.merkle import native, build_tree\n"
+        "import sys; sys.modules['audits.core.merkle._mstnative'] = None\n"
+        "from audits.core.merkle import native, build_tree\n"
         "assert not native.available()\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

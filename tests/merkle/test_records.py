@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audits.merkle import (
+from audits.core.merkle import (
     MerkleError,
     build_tree,
     build_tree_from_records,
@@ -14,7 +14,7 @@ from audits.merkle import (
     encode_accounts,
     native,
 )
-from audits.merkle.records import encode_account
+from audits.core.merkle.records import encode_account
 from tests.merkle.test_tree import LIMIT, SECRET, accounts_of, fast, nonce
 
 # The compiled path where it is built (CI requires it), and always the pure-Python one.

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audits.merkle import (
+from audits.core.merkle import (
     MerkleError,
     account_hash,
     build_tree,
@@ -311,7 +311,7 @@ def test_large_list_and_stream_identical_with_auto_workers(tmp_path):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_small_slabs_give_identical_files(tmp_path, monkeypatch, k, workers):
     # Sorting and leaf hashing work a slab at a time on big trees; force many tiny slabs.
-    from audits.merkle import builder
+    from audits.core.merkle import builder
 
     accs = [(f"s{i}", nonce(i), [i + j for j in range(k)]) for i in range(45)]
     ref = tmp_path / "ref.bin"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from audits.merkle import Asset, build_tree, extract_proof, leaf_hash, verify_proof
+from audits.core.merkle import Asset, build_tree, extract_proof, leaf_hash, verify_proof
 from tests.merkle.reference import reference_proof, reference_tree
 
 VECTORS = sorted((Path(__file__).resolve().parent.parent / "vectors").glob("*.json"))

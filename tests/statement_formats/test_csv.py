@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audits.statement_formats import (
+from audits.core.statement_formats import (
     BALANCE_TYPES,
     MAX_ERRORS,
     PENDING_RECEIPT,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audits.custodian_signatures import (
+from audits.core.custodian_signatures import (
     InvalidPublicKey,
     InvalidSignatureHeader,
     SignatureRejected,

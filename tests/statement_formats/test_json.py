@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from audits.statement_formats import (
+from audits.core.statement_formats import (
     PENDING_DELIVERY,
     PENDING_RECEIPT,
     SETTLED,
@@ -20,7 +20,7 @@ from audits.statement_formats import (
     parse_statement,
     schema,
 )
-from audits.statement_formats.json_format import _plainly_valid
+from audits.core.statement_formats.json_format import _plainly_valid
 
 from .helpers import APPLE, APPLE_BAD_CHECK_DIGIT, MICROSOFT, sample
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audits.statement_formats import (
+from audits.core.statement_formats import (
     PENDING_DELIVERY,
     PENDING_RECEIPT,
     SETTLED,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum import isin as stdnum_isin
 
-from audits.statement_formats import (
+from audits.core.statement_formats import (
     BALANCE_TYPE_CHOICES,
     BALANCE_TYPES,
     FORMATS,
@@ -20,7 +20,7 @@ from audits.statement_formats import (
     decimal_places,
     parse_statement,
 )
-from audits.statement_formats.validation import _check_isin, parse_quantity
+from audits.core.statement_formats.validation import _check_isin, parse_quantity
 
 
 @pytest.mark.parametrize(

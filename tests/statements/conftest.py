@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from rest_framework.test import APIClient
 
 from audits import tokens
-from audits.custodian_signatures import key_id
+from audits.core.custodian_signatures import key_id
 from audits.models import Asset, CustodianKey
 
 SAMPLES = Path(__file__).resolve().parents[1] / "statement_formats" / "samples"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from audits import devchain
+from audits.core import devchain
 from audits.models import Asset, Chain, TokenDeployment
 from tests.chain import conftest as chain_fixtures
 from tests.chain.conftest import CHAIN_A, CHAIN_B

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from audits import devchain, supply
+from audits import supply
+from audits.core import devchain
 from audits.models import Chain, ExcludedAddress, SupplyReading
 
 from .conftest import CHAIN_A, E18, HOLDER, TREASURY, settle

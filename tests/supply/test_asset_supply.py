@@ -9,7 +9,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from audits import devchain, supply
+from audits import supply
+from audits.core import devchain
 from audits.models import Chain, SupplyReading
 
 from .conftest import E18, HOLDER, settle

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.chain, pytest.mark.django_db]
 
 @pytest.fixture
 def demo_chains(tmp_path):
-    """`python -m audits.devchain serve` exactly as rundemo runs it, on free ports."""
+    """`python -m audits.core.devchain serve` exactly as rundemo runs it, on free ports."""
     out = tmp_path / "devchain.json"
     argv = demo.devchain_serve_command(out, tmp_path / "log", ports={31337: 0, 31338: 0})
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, cwd=Path(__file__).parents[2])

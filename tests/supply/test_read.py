@@ -10,8 +10,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from web3 import Web3
 
-from audits import devchain, supply
-from audits.evm import RpcUnavailable, redact_url, to_tokens
+from audits import supply
+from audits.core import devchain
+from audits.core.evm import RpcUnavailable, redact_url, to_tokens
 from audits.models import Chain, ExcludedAddress, SupplyReading
 from audits.tasks import read_supply_for_deployment
 

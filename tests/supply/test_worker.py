@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django_celery_beat.models import PeriodicTask
 
-from audits import devchain, supply
+from audits import supply
+from audits.core import devchain
 from audits.models import Chain, SupplyReading, TokenDeployment
 from audits.tasks import read_all_supplies
 from tests.celery_worker import wait_for

@@ -3,12 +3,15 @@
 Everything here talks to a real anvil process over JSON-RPC; nothing is simulated.
 The anvil binary comes from the npm package ``@foundry-rs/anvil`` (``npm ci``).
 
-CLI (``python -m audits.devchain --help``)::
+CLI (``python -m audits.core.devchain --help``)::
 
-    python -m audits.devchain serve --chain 31337:8545 --token 31337:AAPLX:18 --out var/chain.json
-    python -m audits.devchain mint --rpc http://127.0.0.1:8545 --token 0x... --to 0x... --tokens 100
-    python -m audits.devchain burn --rpc http://127.0.0.1:8545 --token 0x... --frm 0x... --amount 5
-    python -m audits.devchain supply --rpc http://127.0.0.1:8545 --token 0x...
+    python -m audits.core.devchain serve \
+        --chain 31337:8545 --token 31337:AAPLX:18 --out var/chain.json
+    python -m audits.core.devchain mint --rpc http://127.0.0.1:8545 \
+        --token 0x... --to 0x... --tokens 100
+    python -m audits.core.devchain burn --rpc http://127.0.0.1:8545 \
+        --token 0x... --frm 0x... --amount 5
+    python -m audits.core.devchain supply --rpc http://127.0.0.1:8545 --token 0x...
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from audits.evm import read_supply, to_tokens
+from audits.core.evm import read_supply, to_tokens
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT_PATH = PROJECT_ROOT / "audits" / "contracts" / "ReserveToken.json"
 SOURCE_PATH = PROJECT_ROOT / "contracts" / "ReserveToken.sol"
 
@@ -517,8 +520,8 @@ def _cmd_supply(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Argument parser for ``python -m audits.devchain``."""
-    parser = argparse.ArgumentParser(prog="python -m audits.devchain", description=__doc__)
+    """Argument parser for ``python -m audits.core.devchain``."""
+    parser = argparse.ArgumentParser(prog="python -m audits.core.devchain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="start anvil chain(s) and deploy tokens")
@@ -555,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blocks", type=int, default=1)
     p.set_defaults(func=_cmd_mine)
 
-    p = sub.add_parser("supply", help="read supply with audits.evm.read_supply")
+    p = sub.add_parser("supply", help="read supply with audits.core.evm.read_supply")
     p.add_argument("--rpc", required=True)
     p.add_argument("--token", required=True)
     p.add_argument("--chain-id", type=int, help="expected chain id (default: node's)")

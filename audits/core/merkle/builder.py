@@ -419,7 +419,7 @@ def build_tree(
     """Build the tree file at ``path`` from a stream of (account_id, nonce, balances).
 
     With ``workers=None`` the compiled accelerator is used when it is built (see
-    ``audits.merkle.native``); otherwise, or with an explicit ``workers``, the pure-Python
+    ``audits.core.merkle.native``); otherwise, or with an explicit ``workers``, the pure-Python
     builder runs, on every available CPU for large inputs and none extra for small ones.
     Both write the same bytes. Raises MerkleError on bad input; an empty stream is an error
     (see docs/proof-format.md). If ``timings`` is given, the wall time of each phase is stored

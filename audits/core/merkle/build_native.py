@@ -1,4 +1,4 @@
-"""Compile the optional C accelerator: ``python -m audits.merkle.build_native``.
+"""Compile the optional C accelerator: ``python -m audits.core.merkle.build_native``.
 
 Needs a C compiler and OpenSSL's headers (Debian: gcc, libssl-dev). Without it the builder
 runs in pure Python: same bytes, slower. `make install` runs this and says which one you got.

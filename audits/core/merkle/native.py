@@ -1,7 +1,7 @@
 """The builder's fast path: the same tree with its per-record work in C.
 
 Used by ``build_tree`` and ``build_tree_from_records`` when the optional ``_mstnative``
-module has been compiled (``python -m audits.merkle.build_native``). The pure-Python builder
+module has been compiled (``python -m audits.core.merkle.build_native``). The pure-Python builder
 stays the reference: every account the C code does not take, and every error message, goes
 through the same Python functions, and tests check that both paths write identical files.
 
