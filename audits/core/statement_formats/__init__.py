@@ -18,7 +18,7 @@ from .balance_types import (
 )
 from .csv_format import parse_csv
 from .json_format import parse_json, schema
-from .results import LineError, ParsedStatement, StatementLine, StatementRejected
+from .results import LineError, Pagination, ParsedStatement, StatementLine, StatementRejected
 from .semt002 import parse_semt002
 from .validation import MAX_ERRORS, decimal_places
 
@@ -50,6 +50,7 @@ __all__ = [
     "RESERVE_BALANCE_TYPES",
     "SETTLED",
     "LineError",
+    "Pagination",
     "ParsedStatement",
     "StatementLine",
     "StatementRejected",

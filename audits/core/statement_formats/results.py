@@ -24,12 +24,35 @@ class StatementLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Pagination:
+    """Where one message sits in a statement sent as several messages (semt.002 `Pgntn`).
+
+    `statement_id` (`StmtGnlDtls/StmtId`) joins the pages of one statement; it may be None
+    only for a statement complete in one message (page 1, last page). `page` is 1-based.
+    """
+
+    statement_id: str | None
+    page: int
+    last: bool
+
+    @property
+    def single(self) -> bool:
+        """True when this one message is the whole statement."""
+        return self.page == 1 and self.last
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedStatement:
-    """A statement that passed every format-level check."""
+    """A statement (or one page of one) that passed every format-level check.
+
+    `pagination` is None for formats without pages (CSV, JSON): the file is the whole
+    statement. A page's `lines` are only that page's holdings; the service joins the pages.
+    """
 
     format: str
     as_of: datetime | None
     lines: tuple[StatementLine, ...]
+    pagination: Pagination | None = None
 
 
 @dataclass(frozen=True, slots=True)
