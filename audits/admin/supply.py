@@ -83,7 +83,7 @@ class ManualReadingForm(forms.ModelForm):
 @admin.register(SupplyReading)
 class SupplyReadingAdmin(admin.ModelAdmin):
     list_display = [
-        "attempted_at", "last_confirmed", "asset", "chain", "source_label", "status",
+        "taken", "last_confirmed", "asset", "chain", "source_label", "status",
         "block_number", "depth", "orphaned", "total", "circulating_supply", "error_short",
         "attempts", "rpc",
     ]  # fmt: skip
