@@ -194,7 +194,9 @@ def read_deployment(deployment_id: int, *, task_id: str | None = None) -> Supply
             raise
         return reading
     reading = _record_observation(deployment, observation, task_id)
-    _mark_orphans(chain, {**observation.canonical_hashes, reading.block_number: reading.block_hash})
+    _mark_orphans(
+        chain, {**observation.canonical_hashes, observation.block_number: observation.block_hash}
+    )
     return reading
 
 
@@ -465,9 +467,7 @@ def deployment_supply(deployment: TokenDeployment, now: datetime) -> DeploymentS
         return DeploymentSupply(
             deployment, "stale", newest_ok, None, f"last confirmed {_ago(age)} ago"
         )
-    orphan = (
-        readings.filter(orphaned_at__isnull=False).order_by("-orphaned_at", "-id").first()
-    )
+    orphan = readings.filter(orphaned_at__isnull=False).order_by("-orphaned_at", "-id").first()
     if orphan is not None:
         note = f"block {orphan.block_number} was reorganised away; no reading since"
         return DeploymentSupply(deployment, "missing", None, None, note)

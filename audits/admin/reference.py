@@ -70,7 +70,7 @@ class CustodianUserAdmin(admin.ModelAdmin):
 class ChainForm(forms.ModelForm):
     class Meta:
         model = Chain
-        fields = "__all__"
+        fields = ["chain_id", "name", "active", "rpc_urls", "confirmations", "rpc_timeout"]
 
     def clean(self):
         data = super().clean()

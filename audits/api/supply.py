@@ -69,8 +69,7 @@ class SupplyReadingSerializer(serializers.ModelSerializer):
                 "this same block, or a manual reading's as-of date. Null when failed."
             },
             "orphaned_at": {
-                "help_text": "Set when the block was reorganised away; such a reading never "
-                "counts."
+                "help_text": "Set when the block was reorganised away; such a reading never counts."
             },
         }
         read_only_fields = fields

@@ -142,7 +142,9 @@ class SupplyReading(models.Model):
     error = models.TextField(blank=True)
     retryable = models.BooleanField(default=False, help_text="The error may resolve by itself.")
     attempts = models.PositiveIntegerField(default=1)
-    attempted_at = models.DateTimeField(db_index=True, help_text="When it was taken; a failed reading: its latest attempt.")
+    attempted_at = models.DateTimeField(
+        db_index=True, help_text="When it was taken; a failed reading: its latest attempt."
+    )
     last_confirmed_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -233,10 +235,10 @@ class SupplyReading(models.Model):
             ),
         ]
 
-    @property
-    def orphaned(self) -> bool:
-        return self.orphaned_at is not None
-
     def __str__(self) -> str:
         where = f"block {self.block_number}" if self.block_number is not None else self.source
         return f"{self.deployment} @ {where}: {self.status}"
+
+    @property
+    def orphaned(self) -> bool:
+        return self.orphaned_at is not None

@@ -6,6 +6,7 @@ The slow and misbehaving nodes are loopback servers: fakes at the network edge o
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import threading
@@ -63,11 +64,9 @@ def raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], str]]:
         servers.append(srv)
 
         def serve(conn: socket.socket) -> None:
-            with conn:
-                try:
-                    handle(conn)
-                except OSError:
-                    pass  # the client hung up: what a deadline does
+            # OSError: the client hung up, which is what a deadline does.
+            with conn, contextlib.suppress(OSError):
+                handle(conn)
 
         def accept() -> None:
             while not stop.is_set():
@@ -109,7 +108,9 @@ def _trickler(interval: float, *, headers_at_once: bool) -> Callable[[socket.soc
     return handle
 
 
-@pytest.mark.parametrize("headers_at_once", [False, True], ids=["trickled-headers", "trickled-body"])
+@pytest.mark.parametrize(
+    "headers_at_once", [False, True], ids=["trickled-headers", "trickled-body"]
+)
 def test_a_trickling_node_is_abandoned_at_the_deadline(raw_server, headers_at_once):
     # One byte every 0.2 s never trips a 1 s per-read timeout; the answer would take ~50 s.
     url = raw_server(_trickler(0.2, headers_at_once=headers_at_once))
@@ -122,9 +123,7 @@ def test_a_trickling_node_is_abandoned_at_the_deadline(raw_server, headers_at_on
     assert info.value.retryable
 
 
-def test_the_deadline_covers_the_whole_read_from_one_url_then_fails_over(
-    raw_server, chain_a
-):
+def test_the_deadline_covers_the_whole_read_from_one_url_then_fails_over(raw_server, chain_a):
     token = devchain.deploy_token(chain_a.url, "Apple", "AAPLX", 18)
     devchain.mint(chain_a.url, token, HOLDER, 7)
     slow = raw_server(_trickler(0.05, headers_at_once=True))  # each call ~10 s

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -13,7 +12,6 @@ from django.utils import timezone
 from audits import supply
 from audits.models import Chain, SupplyReading, TokenDeployment
 from audits.tasks import read_all_supplies, read_supply_for_deployment
-
 from tests.celery_worker import wait_for
 
 from .conftest import settle
