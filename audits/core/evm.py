@@ -308,6 +308,10 @@ class _Rpc:
                 conn.request("POST", self._target, body=body, headers=self._headers)
                 resp = conn.getresponse()
                 data = resp.read(MAX_ANSWER_BYTES + 1)
+                if not resp.isclosed():
+                    # Unread bytes left (an oversized answer): the connection is unusable.
+                    resp.close()
+                    self.close()
                 return resp.status, data
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.close()
