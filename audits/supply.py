@@ -1,8 +1,16 @@
 """On-chain supply services: read a deployment's supply, record manual figures, sum per asset.
 
 The reading itself is :func:`audits.core.evm.read_supply` (framework-free); this module decides
-what is stored. A failed read is stored as a failed reading with its error and no amount,
-so an outage is never mistaken for a supply of zero.
+what is stored and what counts. A failed read is stored as a failed reading with its error and
+no amount, so an outage is never mistaken for a supply of zero. What a failure does to the
+figure depends on its kind (``audits.core.evm``): a transient one (:class:`evm.RpcUnavailable`)
+leaves the last good figure counted within its freshness window and the task retries; a
+permanent one (:class:`evm.PermanentReadError`) makes the chain figure unknown at once.
+
+Reorgs: a reading whose block is no longer canonical at its height is marked orphaned and
+never counts. Every read learns this for free at the height it pins, and checks the hash of
+the reading that counts until then (one ``eth_getBlockByNumber`` on the same node); the
+counted reading is the non-orphaned one confirmed most recently, never simply the highest.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from audits.choices import ReadingStatus, SupplySource
@@ -41,7 +49,7 @@ MANUAL_STALE_AFTER = timedelta(days=7)
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class RpcNotConfigured(evm.SupplyReadError):
+class RpcNotConfigured(evm.PermanentReadError):
     """The chain has no RPC URL, or a URL names an environment variable that is not set."""
 
 
@@ -76,10 +84,29 @@ def deployments_to_read() -> list[int]:
     )
 
 
-#: How long a queued read owns its deployment. Longer than one task's retries take (five
-#: backoffs of at most 2**n s, plus RPC timeouts); short enough that a worker that died
-#: mid-read delays the next read by minutes, not by the staleness window.
+#: Celery limits on one run of the read task (seconds). The soft limit interrupts the run;
+#: the hard limit kills the worker process running it.
+READ_SOFT_TIME_LIMIT = 90
+READ_TIME_LIMIT = 120
+#: What the RPC part of one run may take in all, across every URL: each URL has its chain's
+#: ``rpc_timeout``, and together they stop here, well inside the soft limit.
+READ_RPC_BUDGET = 60.0
+#: How long a queued read owns its deployment; every run renews it when it starts. Longer
+#: than the hard limit plus the longest retry backoff, so a run that is slow (or killed)
+#: still owns its deployment and no second read piles up (tests/supply/test_claims.py checks
+#: the inequality); short enough that a worker that died delays the next read by minutes.
 READ_CLAIM_LEASE = timedelta(minutes=5)
+
+#: Confirmations below this (unless SUPPLY_MIN_CONFIRMATIONS / _BY_CHAIN say otherwise) are
+#: refused in the admin: a reading that shallow can be reorganised away after it counted.
+DEFAULT_MIN_CONFIRMATIONS = 2
+
+
+def minimum_confirmations(chain_id: int) -> int:
+    """The least confirmations a chain may be read with (settings, per chain id)."""
+    by_chain = getattr(settings, "SUPPLY_MIN_CONFIRMATIONS_BY_CHAIN", {})
+    default = getattr(settings, "SUPPLY_MIN_CONFIRMATIONS", DEFAULT_MIN_CONFIRMATIONS)
+    return int(by_chain.get(chain_id, default))
 
 
 def claim_for_reading(deployment_ids: Iterable[int], now: datetime | None = None) -> list[int]:
@@ -103,6 +130,14 @@ def claim_for_reading(deployment_ids: Iterable[int], now: datetime | None = None
     return won
 
 
+def renew_claim(deployment_id: int, now: datetime | None = None) -> None:
+    """A run of the read has started: it owns the deployment for one more lease."""
+    now = now or timezone.now()
+    TokenDeployment.objects.filter(pk=deployment_id).update(
+        supply_read_claimed_until=now + READ_CLAIM_LEASE
+    )
+
+
 def release_claim(deployment_id: int) -> None:
     """The read of this deployment is over (stored, or given up): the next may be queued."""
     TokenDeployment.objects.filter(pk=deployment_id).update(supply_read_claimed_until=None)
@@ -111,9 +146,11 @@ def release_claim(deployment_id: int) -> None:
 def read_deployment(deployment_id: int, *, task_id: str | None = None) -> SupplyReading:
     """Read one deployment's supply from its chain and store the reading (ok or failed).
 
-    Re-reading a block already stored returns that reading. On a retryable error
+    Re-reading a block already stored returns that reading. On a transient error
     (:class:`audits.core.evm.RpcUnavailable`) the failed reading is stored and the error
-    re-raised so the Celery task retries; other errors return the failed reading.
+    re-raised so the Celery task retries; a permanent error returns the failed reading,
+    which from then on keeps the chain figure out of every total until a read succeeds.
+    The same read checks that the reading counted so far is still canonical.
     """
     deployment = TokenDeployment.objects.select_related("chain", "asset").get(pk=deployment_id)
     chain = deployment.chain
@@ -128,6 +165,7 @@ def read_deployment(deployment_id: int, *, task_id: str | None = None) -> Supply
             raise RpcNotConfigured(
                 f"chain {chain.chain_id} has no RPC URL configured; enter its supply manually"
             )
+        counted = _chain_readings(deployment).first()
         observation = evm.read_supply(
             [expand_rpc_url(url) for url in templates],
             chain.chain_id,
@@ -136,6 +174,8 @@ def read_deployment(deployment_id: int, *, task_id: str | None = None) -> Supply
             excluded=excluded,
             confirmations=chain.confirmations,
             timeout=float(chain.rpc_timeout),
+            check_blocks=[counted.block_number] if counted and counted.block_number else [],
+            total_timeout=READ_RPC_BUDGET,
         )
     except evm.SupplyReadError as exc:
         reading = _record_failure(deployment, exc, task_id)
@@ -153,7 +193,53 @@ def read_deployment(deployment_id: int, *, task_id: str | None = None) -> Supply
         if exc.retryable:
             raise
         return reading
-    return _record_observation(deployment, observation, task_id)
+    reading = _record_observation(deployment, observation, task_id)
+    _mark_orphans(
+        chain, {**observation.canonical_hashes, observation.block_number: observation.block_hash}
+    )
+    return reading
+
+
+def _chain_readings(deployment: TokenDeployment) -> QuerySet[SupplyReading]:
+    """Ok, non-orphaned chain readings, the one that counts first: most recently confirmed.
+
+    Not the highest block: after confirmations are raised, or on a lagging backup node, the
+    newest read pins a lower block, and a higher one read earlier may have been orphaned.
+    """
+    return SupplyReading.objects.filter(
+        deployment=deployment,
+        status=ReadingStatus.OK,
+        source=SupplySource.CHAIN,
+        orphaned_at__isnull=True,
+    ).order_by(F("last_confirmed_at").desc(nulls_last=True), "-block_number", "-id")
+
+
+def _mark_orphans(chain: Chain, canonical: Mapping[int, str]) -> int:
+    """Mark every ok reading on ``chain`` whose block lost its height to another hash.
+
+    Block hashes belong to the chain, so one deployment's read settles the readings of
+    every token on that chain at the heights it saw.
+    """
+    now = timezone.now()
+    marked = 0
+    for number, block_hash in canonical.items():
+        marked += (
+            SupplyReading.objects.filter(
+                deployment__chain=chain,
+                status=ReadingStatus.OK,
+                source=SupplySource.CHAIN,
+                block_number=number,
+                orphaned_at__isnull=True,
+            )
+            .exclude(block_hash=block_hash)
+            .update(orphaned_at=now, canonical_hash=block_hash)
+        )
+    if marked:
+        logger.warning(
+            "supply readings orphaned by a reorg",
+            extra={"chain_id": chain.chain_id, "readings": marked, "heights": sorted(canonical)},
+        )
+    return marked
 
 
 def _record_failure(
@@ -161,7 +247,13 @@ def _record_failure(
 ) -> SupplyReading:
     now = timezone.now()
     error = f"{type(exc).__name__}: {exc.message}"
-    values = {"error": error, "retryable": exc.retryable, "rpc": exc.rpc, "attempted_at": now}
+    values = {
+        "error": error,
+        "retryable": exc.retryable,
+        "rpc": exc.rpc,
+        "attempted_at": now,
+        "confirmations": deployment.chain.confirmations,
+    }
     if task_id:
         # Retries of one task share its id: one failed row counts the attempts.
         updated = SupplyReading.objects.filter(
@@ -212,7 +304,8 @@ def _record_observation(
                     circulating=obs.circulating,
                     rpc=obs.rpc,
                     attempted_at=now,
-                    last_seen_at=now,
+                    last_confirmed_at=now,
+                    confirmations=deployment.chain.confirmations,
                     task_id=task_id or "",
                 )
         except IntegrityError:
@@ -220,8 +313,12 @@ def _record_observation(
             existing = same_block.first()
             if existing is None:
                 raise
-    same_block.filter(pk=existing.pk).update(last_seen_at=now)
-    existing.last_seen_at = now
+    # Read again as canonical: confirmed now, and no longer orphaned if a reorg had been
+    # undone (the same hash back at its height).
+    same_block.filter(pk=existing.pk).update(
+        last_confirmed_at=now, orphaned_at=None, canonical_hash=""
+    )
+    existing.last_confirmed_at, existing.orphaned_at, existing.canonical_hash = now, None, ""
     return existing
 
 
@@ -274,6 +371,7 @@ def record_manual_supply(
         circulating_raw=Decimal(raw),
         circulating=amount,
         attempted_at=timezone.now(),
+        last_confirmed_at=as_of,
         reference=reference,
         entered_by=entered_by,
     )
@@ -319,39 +417,49 @@ def _stale_after(source: str) -> timedelta:
 
 
 def _freshness(reading: SupplyReading) -> datetime:
-    if reading.source == SupplySource.MANUAL:
-        assert reading.as_of is not None
+    """When the figure was last confirmed (chain: last read of its block; manual: as-of)."""
+    if reading.last_confirmed_at is not None:
+        return reading.last_confirmed_at
+    if reading.source == SupplySource.MANUAL and reading.as_of is not None:
         return reading.as_of
-    return reading.last_seen_at or reading.attempted_at
+    return reading.attempted_at
 
 
 def deployment_supply(deployment: TokenDeployment, now: datetime) -> DeploymentSupply:
     """The reading that counts for ``deployment`` now, or why none does.
 
-    A fresh chain reading wins; otherwise a fresh issuer-reported (manual) one. A reading
-    is fresh while it was confirmed within its staleness window (chain: last read of the
-    same block; manual: its as-of date). A newer failure is reported beside a fresh
-    reading but does not discard it: a node blip must not blank a total read minutes ago.
+    A fresh chain reading wins: the non-orphaned one confirmed most recently, while that was
+    within its staleness window. Otherwise a fresh issuer-reported (manual) one. A failure
+    newer than the chain reading acts by its kind: a transient one (node down, timeout) is
+    reported beside the fresh reading but does not discard it, since a node blip must not
+    blank a total read minutes ago; a permanent one (revert, no contract, wrong decimals or
+    chain id, refused key) discards the chain figure at once, since waiting will not fix it.
     """
     readings = SupplyReading.objects.filter(deployment=deployment)
-    chain_ok = (
-        readings.filter(status=ReadingStatus.OK, source=SupplySource.CHAIN)
-        .order_by("-block_number", "-id")
-        .first()
-    )
+    chain_ok = _chain_readings(deployment).first()
     manual = readings.filter(source=SupplySource.MANUAL).order_by("-as_of", "-id").first()
     failure = readings.filter(status=ReadingStatus.FAILED).order_by("-attempted_at", "-id").first()
+    since = _freshness(chain_ok) if chain_ok is not None else None
+    permanent = (
+        readings.filter(status=ReadingStatus.FAILED, retryable=False)
+        .filter(Q() if since is None else Q(attempted_at__gt=since))
+        .order_by("-attempted_at", "-id")
+        .first()
+    )
 
     def fresh(r: SupplyReading | None) -> bool:
         return r is not None and now - _freshness(r) <= _stale_after(r.source)
 
-    best = chain_ok if fresh(chain_ok) else manual if fresh(manual) else None
+    counted_chain = chain_ok if fresh(chain_ok) and permanent is None else None
+    best = counted_chain or (manual if fresh(manual) else None)
     newest_ok = max((r for r in (chain_ok, manual) if r is not None), key=_freshness, default=None)
     shown = best or newest_ok
     if failure is not None and shown is not None and failure.attempted_at <= _freshness(shown):
         failure = None
     if best is not None:
         return DeploymentSupply(deployment, "ok", best, failure)
+    if permanent is not None:
+        return DeploymentSupply(deployment, "failed", newest_ok, permanent, permanent.error)
     if failure is not None:
         return DeploymentSupply(deployment, "failed", newest_ok, failure, failure.error)
     if newest_ok is not None:
@@ -359,6 +467,10 @@ def deployment_supply(deployment: TokenDeployment, now: datetime) -> DeploymentS
         return DeploymentSupply(
             deployment, "stale", newest_ok, None, f"last confirmed {_ago(age)} ago"
         )
+    orphan = readings.filter(orphaned_at__isnull=False).order_by("-orphaned_at", "-id").first()
+    if orphan is not None:
+        note = f"block {orphan.block_number} was reorganised away; no reading since"
+        return DeploymentSupply(deployment, "missing", None, None, note)
     return DeploymentSupply(deployment, "missing", None, None, "no reading yet")
 
 

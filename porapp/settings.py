@@ -183,6 +183,30 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Time limits of the supply tasks are set on the tasks themselves (audits/tasks/supply.py,
+# from audits.supply.READ_*), next to the claim lease they must stay below.
+
+# --- On-chain supply. The admin refuses a chain read with fewer confirmations than this: a
+# reading that shallow can be reorganised away after it counted. Per chain id, e.g.
+# SUPPLY_MIN_CONFIRMATIONS_BY_CHAIN="1:12,8453:10".
+SUPPLY_MIN_CONFIRMATIONS = env_int("SUPPLY_MIN_CONFIRMATIONS", 2)
+
+
+def _chain_minimums(items: list[str]) -> dict[int, int]:
+    minimums = {}
+    for item in items:
+        chain_id, sep, minimum = item.partition(":")
+        if not (sep and chain_id.strip().isdigit() and minimum.strip().isdigit()):
+            raise ImproperlyConfigured(
+                f"SUPPLY_MIN_CONFIRMATIONS_BY_CHAIN: {item!r} is not CHAIN_ID:CONFIRMATIONS."
+            )
+        minimums[int(chain_id)] = int(minimum)
+    return minimums
+
+
+SUPPLY_MIN_CONFIRMATIONS_BY_CHAIN = _chain_minimums(
+    env_list("SUPPLY_MIN_CONFIRMATIONS_BY_CHAIN", [])
+)
 
 # --- Logging: one JSON object per line, ready for any log pipeline.
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

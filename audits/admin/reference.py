@@ -1,5 +1,6 @@
 """The Django admin: readable lists, search and filters; changes go through model validation."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
@@ -66,8 +67,28 @@ class CustodianUserAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user"]
 
 
+class ChainForm(forms.ModelForm):
+    class Meta:
+        model = Chain
+        fields = ["chain_id", "name", "active", "rpc_urls", "confirmations", "rpc_timeout"]
+
+    def clean(self):
+        data = super().clean()
+        chain_id, confirmations = data.get("chain_id"), data.get("confirmations")
+        if chain_id is not None and confirmations is not None:
+            minimum = supply.minimum_confirmations(chain_id)
+            if confirmations < minimum:
+                self.add_error(
+                    "confirmations",
+                    f"At least {minimum} for chain {chain_id}: a reading fewer blocks deep can "
+                    "be reorganised away after it was counted (SUPPLY_MIN_CONFIRMATIONS).",
+                )
+        return data
+
+
 @admin.register(Chain)
 class ChainAdmin(admin.ModelAdmin):
+    form = ChainForm
     list_display = ["chain_id", "name", "endpoints", "confirmations", "rpc_timeout", "active"]
     list_filter = ["active"]
     search_fields = ["name", "=chain_id"]

@@ -10,6 +10,7 @@ from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from audits import supply
@@ -27,6 +28,20 @@ def _amount(reading: SupplyReading | None, raw_attr: str = "circulating_raw") ->
     if raw is None or reading.decimals is None:
         return "—"
     return str(to_tokens(int(raw), reading.decimals))
+
+
+def _depth(reading: SupplyReading) -> str:
+    """Confirmations the read used, flagged when below the chain's minimum."""
+    if reading.confirmations is None:
+        return "—"
+    minimum = supply.minimum_confirmations(reading.deployment.chain.chain_id)
+    if reading.confirmations < minimum:
+        return f"{reading.confirmations} (below the minimum {minimum})"
+    return str(reading.confirmations)
+
+
+def _when(value) -> str:
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT") if value else "—"
 
 
 # --------------------------------------------------------------------------- readings
@@ -68,11 +83,13 @@ class ManualReadingForm(forms.ModelForm):
 @admin.register(SupplyReading)
 class SupplyReadingAdmin(admin.ModelAdmin):
     list_display = [
-        "attempted_at", "asset", "chain", "source_label", "status", "block_number",
-        "total", "circulating_supply", "error_short", "attempts", "rpc",
+        "taken", "last_confirmed", "asset", "chain", "source_label", "status",
+        "block_number", "depth", "orphaned", "total", "circulating_supply", "error_short",
+        "attempts", "rpc",
     ]  # fmt: skip
     list_filter = [
-        "status", "source", "deployment__chain", "deployment__asset",
+        "status", "source", ("orphaned_at", admin.EmptyFieldListFilter), "deployment__chain",
+        "deployment__asset",
     ]  # fmt: skip
     date_hierarchy = "attempted_at"
     search_fields = ["block_hash", "error", "reference", "deployment__address"]
@@ -81,7 +98,8 @@ class SupplyReadingAdmin(admin.ModelAdmin):
         "deployment", "source_label", "status", "block_number", "block_hash", "block_timestamp",
         "as_of", "decimals", "total", "total_supply_raw", "excluded_balances", "excluded_raw",
         "circulating_supply", "circulating_raw", "rpc", "error", "retryable", "attempts",
-        "attempted_at", "last_seen_at", "task_id", "reference", "entered_by",
+        "attempted_at", "last_confirmed_at", "depth", "orphaned_at", "canonical_hash", "task_id",
+        "reference", "entered_by",
     ]  # fmt: skip
     exclude = ["source", "total_supply", "circulating"]
 
@@ -92,6 +110,22 @@ class SupplyReadingAdmin(admin.ModelAdmin):
     @admin.display(description="chain", ordering="deployment__chain__chain_id")
     def chain(self, obj: SupplyReading) -> str:
         return str(obj.deployment.chain)
+
+    @admin.display(description="taken", ordering="attempted_at")
+    def taken(self, obj: SupplyReading):
+        return obj.attempted_at
+
+    @admin.display(description="last confirmed", ordering="last_confirmed_at")
+    def last_confirmed(self, obj: SupplyReading):
+        return obj.last_confirmed_at if obj.status == "ok" else None
+
+    @admin.display(description="confirmations", ordering="confirmations")
+    def depth(self, obj: SupplyReading) -> str:
+        return _depth(obj)
+
+    @admin.display(description="orphaned", boolean=True, ordering="orphaned_at")
+    def orphaned(self, obj: SupplyReading) -> bool | None:
+        return obj.orphaned if obj.source == "chain" and obj.status == "ok" else None
 
     @admin.display(description="source", ordering="source")
     def source_label(self, obj: SupplyReading) -> str:
@@ -163,8 +197,9 @@ class SupplyReadingAdmin(admin.ModelAdmin):
 _BY_ASSET_PAGE = (
     '{% extends "admin/base_site.html" %}'
     "{% block content %}"
-    "<p>A chain counts while its latest reading is fresh; a failed, stale or missing reading "
-    "leaves the asset without a total (never a partial sum, never zero).</p>"
+    "<p>A chain counts while its latest reading is fresh (confirmed by a read within the "
+    "staleness window) and no permanent error came after it; a failed, stale, missing or "
+    "orphaned reading leaves the asset without a total (never a partial sum, never zero).</p>"
     "{{ body }}"
     "{% endblock %}"
 )
@@ -182,13 +217,15 @@ def _asset_block(row: supply.AssetSupply):
         headline = format_html("<strong>no total</strong>: {}", row.reason)
     chains = format_html_join(
         "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr>" + "<td>{}</td>" * 9 + "</tr>",
         (
             (
                 str(d.deployment.chain),
                 d.state,
                 d.reading.get_source_display() if d.reading else "—",
                 d.reading.block_number if d.reading and d.reading.block_number is not None else "—",
+                _depth(d.reading) if d.reading else "—",
+                _when(d.reading.last_confirmed_at) if d.reading else "—",
                 _amount(d.reading, "total_supply_raw"),
                 _amount(d.reading),
                 d.latest_error.error if d.latest_error else d.note,
@@ -198,8 +235,8 @@ def _asset_block(row: supply.AssetSupply):
     )
     return format_html(
         "<h2>{}</h2><p>{}</p><table><thead><tr><th>chain</th><th>state</th><th>source</th>"
-        "<th>block</th><th>total supply</th><th>circulating</th><th>error / note</th></tr>"
-        "</thead><tbody>{}</tbody></table>",
+        "<th>block</th><th>confirmations</th><th>last confirmed</th><th>total supply</th>"
+        "<th>circulating</th><th>error / note</th></tr></thead><tbody>{}</tbody></table>",
         row.asset.code,
         headline,
         chains,

@@ -59,8 +59,19 @@ class SupplyReadingSerializer(serializers.ModelSerializer):
             "block_number", "block_hash", "block_timestamp", "as_of", "decimals",
             "total_supply_raw", "total_supply", "excluded_balances", "excluded_raw",
             "circulating_raw", "circulating", "rpc", "error", "retryable", "attempts",
-            "attempted_at", "reference",
+            "attempted_at", "last_confirmed_at", "confirmations", "orphaned_at", "canonical_hash",
+            "reference",
         ]  # fmt: skip
+        extra_kwargs = {
+            "attempted_at": {"help_text": "When the reading was taken (failed: latest attempt)."},
+            "last_confirmed_at": {
+                "help_text": "When the figure was last confirmed: the last read that pinned "
+                "this same block, or a manual reading's as-of date. Null when failed."
+            },
+            "orphaned_at": {
+                "help_text": "Set when the block was reorganised away; such a reading never counts."
+            },
+        }
         read_only_fields = fields
 
 

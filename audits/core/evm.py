@@ -7,22 +7,40 @@ is read, and every later call (``eth_getCode`` and each ``eth_call``) names that
 hash (EIP-1898, ``requireCanonical``), so a reorg between calls cannot mix two blocks.
 A final ``eth_getBlockByNumber`` confirms the hash is still canonical when the read ends.
 
-A node that is down, slow or inconsistent raises :class:`SupplyReadError`; it never yields
-a supply of zero. RPC URLs usually embed API keys, so only :func:`redact_url` output ever
-appears in messages.
+Two kinds of failure, and callers must treat them differently:
+
+- :class:`RpcUnavailable` is *transient*: the node is down, slow or inconsistent, and the
+  same read may succeed later or on another URL. The supply itself is not in question.
+- :class:`PermanentReadError` (every other error) will not fix itself: the contract
+  reverts or returns nothing, the chain or decimals are not what was configured, the key is
+  refused. The supply is unknown until a person acts.
+
+Neither ever yields a supply of zero.
+
+Deadlines: ``timeout`` is the wall-clock budget for the whole read from one URL (connect,
+TLS, every request and every byte of every answer), not a per-socket-read timeout, so a
+node that trickles one byte at a time cannot hold a read open. RPC URLs usually embed API
+keys, so only :func:`redact_url` output ever appears in messages.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import http.client
+import io
 import json
+import socket
+import ssl
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-import requests
+import certifi
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 
 __all__ = [
@@ -31,6 +49,7 @@ __all__ = [
     "DecimalsMismatch",
     "InvalidAddress",
     "NegativeCirculatingSupply",
+    "PermanentReadError",
     "RpcRejected",
     "RpcUnavailable",
     "SupplyObservation",
@@ -47,6 +66,13 @@ SELECTOR_BALANCE_OF = "0x70a08231"  # balanceOf(address)
 
 # JSON-RPC code nodes (geth, anvil, erigon) use for "execution reverted".
 _REVERT_CODE = 3
+
+#: Largest JSON-RPC answer accepted; ours are a few kilobytes (a block header is the biggest).
+MAX_ANSWER_BYTES = 1 << 20
+
+# Verified TLS against the CA bundle requests used before (certifi), not the OS store,
+# so the set of trusted roots does not depend on the host image.
+_TLS = ssl.create_default_context(cafile=certifi.where())
 
 
 # --------------------------------------------------------------------------- errors
@@ -69,32 +95,41 @@ class SupplyReadError(Exception):
 
 
 class RpcUnavailable(SupplyReadError):
-    """Node unreachable, timed out, 5xx/429, malformed answer, or the pinned block moved."""
+    """Transient: node unreachable, out of time, 5xx/429, malformed answer, or the block moved.
+
+    The figure last read may still be true; retry later or on another URL.
+    """
 
     retryable = True
 
 
-class RpcRejected(SupplyReadError):
-    """Node answered HTTP 4xx (other than 408/429): usually a bad or expired API key."""
+class PermanentReadError(SupplyReadError):
+    """Will not fix itself: the supply is unknown until someone changes something."""
+
+    retryable = False
 
 
-class ChainIdMismatch(SupplyReadError):
+class RpcRejected(PermanentReadError):
+    """Node answered HTTP 3xx/4xx (other than 408/429): a bad or expired API key or URL."""
+
+
+class ChainIdMismatch(PermanentReadError):
     """The RPC endpoint serves a different chain than configured."""
 
 
-class DecimalsMismatch(SupplyReadError):
+class DecimalsMismatch(PermanentReadError):
     """The token's ``decimals()`` differs from the configured value."""
 
 
-class ContractCallFailed(SupplyReadError):
+class ContractCallFailed(PermanentReadError):
     """No contract at the address, a call reverted, or returned malformed data."""
 
 
-class NegativeCirculatingSupply(SupplyReadError):
+class NegativeCirculatingSupply(PermanentReadError):
     """Excluded balances add up to more than the total supply."""
 
 
-class InvalidAddress(SupplyReadError, ValueError):
+class InvalidAddress(PermanentReadError, ValueError):
     """An address is malformed or has a wrong EIP-55 checksum."""
 
 
@@ -115,6 +150,9 @@ class SupplyObservation:
     excluded_balances: dict[str, int]  # checksummed address -> raw balance at the block
     circulating_raw: int  # total_supply_raw minus the excluded balances, never negative
     rpc: str = ""  # redacted endpoint that answered, for the audit trail
+    #: block number -> hash the same node holds canonical there, for each ``check_blocks``
+    #: number up to its head (a height above the head is left out: unknown, not orphaned)
+    canonical_hashes: dict[int, str] = field(default_factory=dict)
 
     @property
     def total_supply(self) -> Decimal:
@@ -162,56 +200,163 @@ def redact_url(url: str) -> str:
 # --------------------------------------------------------------------------- JSON-RPC client
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A socket's bytes, each receive limited to the time left before ``deadline``.
+
+    http.client reads the status line, headers and body through this, so the deadline
+    holds for the whole answer: a per-socket-op timeout restarts with every byte received.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float, holder: io.IOBase) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+        # The socket's own file object: holding it open keeps the descriptor alive after
+        # http.client hands the socket to the response (Connection: close).
+        self._holder = holder
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("deadline passed")
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._holder.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))
+
+
 class _Rpc:
     """Minimal JSON-RPC over HTTP; raises only SupplyReadError subclasses, never leaks the URL.
 
     A hand-rolled client rather than web3's provider because web3 logs the full endpoint
-    at DEBUG level and retries internally, which would hide outages from the caller.
+    at DEBUG level and retries internally, which would hide outages from the caller. Built on
+    http.client rather than requests for three reasons: one wall-clock ``deadline`` covers
+    connecting, TLS and every byte of every answer (requests' timeout restarts with each
+    byte received); proxies from the environment are never consulted; redirects are never
+    followed (a 3xx is refused like a 4xx).
     """
 
-    def __init__(self, url: str, timeout: float, session: requests.Session) -> None:
+    def __init__(self, url: str, deadline: float, budget: float) -> None:
         self.url = url
         self.shown = redact_url(url)
-        self.timeout = timeout
-        self.session = session
+        self.deadline = deadline  # time.monotonic() value
+        self.budget = budget  # seconds, for messages
         self._id = 0
+        self._conn: http.client.HTTPConnection | None = None
+        parts = urlsplit(url)
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if parts.scheme not in ("http", "https") or not host:
+            raise RpcRejected(f"RPC {self.shown} is not an http(s) URL", self.shown)
+        self._https = parts.scheme == "https"
+        self._host, self._port = host, port
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if parts.username is not None:
+            # Userinfo in the URL becomes HTTP Basic auth, as requests did.
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            token = base64.b64encode(pair.encode()).decode("ascii")
+            self._headers["Authorization"] = f"Basic {token}"
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self, remaining: float) -> http.client.HTTPConnection:
+        conn = self._conn
+        if conn is None:
+            if self._https:
+                conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=remaining, context=_TLS
+                )
+            else:
+                conn = http.client.HTTPConnection(self._host, self._port, timeout=remaining)
+            conn.response_class = functools.partial(  # type: ignore[assignment]
+                _DeadlineResponse, deadline=self.deadline
+            )
+            self._conn = conn
+        # Connect (and the TLS handshake, which CPython bounds as a whole) and sending use
+        # the socket timeout; set it to what is left.
+        conn.timeout = remaining
+        if conn.sock is not None:
+            conn.sock.settimeout(remaining)
+        return conn
+
+    def _post(self, body: bytes) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("deadline passed")
+            reused = self._conn is not None and self._conn.sock is not None
+            conn = self._connection(remaining)
+            try:
+                conn.request("POST", self._target, body=body, headers=self._headers)
+                resp = conn.getresponse()
+                data = resp.read(MAX_ANSWER_BYTES + 1)
+                if not resp.isclosed():
+                    # Unread bytes left (an oversized answer): the connection is unusable.
+                    resp.close()
+                    self.close()
+                return resp.status, data
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                # A kept-alive connection the node closed between two calls: reconnect
+                # once (every call is a read, safe to repeat).
+                if not (reused and attempt == 1):
+                    raise
+            except BaseException:
+                self.close()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def call(self, method: str, params: list[Any]) -> Any:
         self._id += 1
-        body: dict[str, Any] = {
-            "jsonrpc": "2.0",
-            "id": self._id,
-            "method": method,
-            "params": params,
-        }
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params}
+        ).encode()
         try:
-            resp = self.session.post(
-                self.url,
-                json=body,
-                timeout=self.timeout,
-                headers={"Content-Type": "application/json"},
-                allow_redirects=False,
-            )
-        except requests.Timeout:
+            status, data = self._post(body)
+        except TimeoutError:
             raise RpcUnavailable(
-                f"RPC {self.shown} did not answer {method} within {self.timeout:g}s", self.shown
+                f"RPC {self.shown} did not answer {method} within {self.budget:g}s "
+                "(the deadline for the whole read from this endpoint)",
+                self.shown,
             ) from None
-        except requests.RequestException as exc:
-            # `from None`: the requests exception text contains the full URL with its key.
+        except (OSError, http.client.HTTPException) as exc:
+            # `from None`: keep the URL (and its key) out of any chained traceback.
             raise RpcUnavailable(
                 f"RPC {self.shown} unreachable for {method}: {_os_reason(exc)}", self.shown
             ) from None
-        status = resp.status_code
         if status >= 500 or status in (408, 429):
             raise RpcUnavailable(f"RPC {self.shown} answered HTTP {status} to {method}", self.shown)
         if status >= 300:
+            # 3xx included: a redirect is never followed, node traffic goes where configured.
             raise RpcRejected(
                 f"RPC {self.shown} answered HTTP {status} to {method}; check the URL and API key",
                 self.shown,
             )
+        if len(data) > MAX_ANSWER_BYTES:
+            raise RpcUnavailable(
+                f"RPC {self.shown} sent more than {MAX_ANSWER_BYTES} bytes for {method}", self.shown
+            )
         try:
-            payload = resp.json()
-        except (ValueError, json.JSONDecodeError):
+            payload = json.loads(data)
+        except ValueError:
             raise RpcUnavailable(
                 f"RPC {self.shown} sent a non-JSON answer to {method}", self.shown
             ) from None
@@ -312,6 +457,9 @@ def read_supply(
     confirmations: int = 0,
     timeout: float = 10.0,
     block: int | None = None,
+    *,
+    check_blocks: Sequence[int] = (),
+    total_timeout: float | None = None,
 ) -> SupplyObservation:
     """Read ``token``'s supply pinned to one block, failing over between ``rpc_urls``.
 
@@ -319,6 +467,12 @@ def read_supply(
     every other error (wrong chain, wrong decimals, revert, bad key) would be the same or
     worse elsewhere and must be fixed, not hidden. Raises a :class:`SupplyReadError`
     subclass on any failure; never returns a made-up zero.
+
+    ``timeout`` bounds the whole read from one URL (wall clock, every request together);
+    ``total_timeout`` bounds the whole call across URLs. ``check_blocks``: block numbers
+    whose canonical hash the same node reports in ``canonical_hashes`` (one
+    ``eth_getBlockByNumber`` each), so a caller can spot stored readings of blocks that
+    were reorganised away.
     """
     if isinstance(rpc_urls, str):
         raise TypeError("rpc_urls must be a sequence of URLs, not a single string")
@@ -328,30 +482,47 @@ def read_supply(
         raise ValueError("confirmations must be >= 0")
     if block is not None and block < 0:
         raise ValueError("block must be >= 0")
-    if timeout <= 0:
-        raise ValueError("timeout must be > 0")
+    if timeout <= 0 or (total_timeout is not None and total_timeout <= 0):
+        raise ValueError("timeouts must be > 0")
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in check_blocks):
+        raise ValueError("check_blocks must be block numbers >= 0")
     token_cs = _normalise_address(token, "token address")
     # dict.fromkeys dedupes while keeping order: an address listed twice (e.g. once in
     # lowercase) must not be subtracted twice.
     excluded_cs = list(dict.fromkeys(_normalise_address(a, "excluded address") for a in excluded))
+    checks = sorted(set(check_blocks))
 
+    started = time.monotonic()
+    overall = started + total_timeout if total_timeout is not None else None
     failures: list[RpcUnavailable] = []
-    with requests.Session() as session:
-        session.trust_env = False  # a stray HTTP(S)_PROXY must not reroute node traffic
-        for url in rpc_urls:
-            rpc = _Rpc(url, timeout, session)
-            try:
-                return _read_one(
-                    rpc,
-                    expected_chain_id,
-                    token_cs,
-                    expected_decimals,
-                    excluded_cs,
-                    confirmations,
-                    block,
+    for url in rpc_urls:
+        now = time.monotonic()
+        deadline = now + timeout if overall is None else min(now + timeout, overall)
+        if deadline <= now:
+            failures.append(
+                RpcUnavailable(
+                    f"no time left to try RPC {redact_url(url)} "
+                    f"(the read may take {total_timeout:g}s in all)",
+                    redact_url(url),
                 )
-            except RpcUnavailable as exc:
-                failures.append(exc)
+            )
+            continue
+        rpc = _Rpc(url, deadline, min(timeout, deadline - now))
+        try:
+            return _read_one(
+                rpc,
+                expected_chain_id,
+                token_cs,
+                expected_decimals,
+                excluded_cs,
+                confirmations,
+                block,
+                checks,
+            )
+        except RpcUnavailable as exc:
+            failures.append(exc)
+        finally:
+            rpc.close()
     if len(failures) == 1:
         raise failures[0]
     joined = "; ".join(f.message for f in failures)
@@ -366,6 +537,7 @@ def _read_one(
     excluded: list[str],
     confirmations: int,
     block: int | None,
+    check_blocks: list[int],
 ) -> SupplyObservation:
     """Do the whole pinned read against one endpoint."""
     try:
@@ -433,6 +605,11 @@ def _read_one(
             word = addr[2:].lower().rjust(64, "0")
             balances[addr] = view(SELECTOR_BALANCE_OF, f"balanceOf({addr})", word)
 
+        canonical: dict[int, str] = {}
+        for other in check_blocks:
+            if other != number and other <= head:
+                canonical[other] = _get_header(rpc, other)[0]
+
         # EIP-1898 already makes each call refuse a non-canonical hash, but not every node
         # honours requireCanonical; re-reading the header closes that gap.
         hash_now, _ = _get_header(rpc, number)
@@ -468,6 +645,7 @@ def _read_one(
         excluded_balances=balances,
         circulating_raw=total - excluded_sum,
         rpc=rpc.shown,
+        canonical_hashes=canonical,
     )
 
 

@@ -126,7 +126,7 @@ class Chain(models.Model):
         "RPC timeout (seconds)",
         default=10,
         validators=[MinValueValidator(1), MaxValueValidator(300)],
-        help_text="Per HTTP request to the node.",
+        help_text="Wall-clock limit for the whole read from one URL (every request together).",
     )
 
     class Meta:

@@ -142,9 +142,30 @@ class SupplyReading(models.Model):
     error = models.TextField(blank=True)
     retryable = models.BooleanField(default=False, help_text="The error may resolve by itself.")
     attempts = models.PositiveIntegerField(default=1)
-    attempted_at = models.DateTimeField(db_index=True)
-    last_seen_at = models.DateTimeField(
-        null=True, blank=True, help_text="Last time a read found this same block still pinned."
+    attempted_at = models.DateTimeField(
+        db_index=True, help_text="When it was taken; a failed reading: its latest attempt."
+    )
+    last_confirmed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the figure was last confirmed: chain, the last read that pinned this "
+        "same block; manual, the issuer's as-of date. Freshness is judged from this.",
+    )
+    confirmations = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Chain readings: how many blocks behind the head the read was pinned.",
+    )
+    orphaned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a read found another block canonical at this height. An orphaned "
+        "reading never counts.",
+    )
+    canonical_hash = models.CharField(
+        max_length=66,
+        blank=True,
+        help_text="Orphaned readings: the block hash found canonical at this height instead.",
     )
     task_id = models.CharField(max_length=255, blank=True, db_index=True)
 
@@ -208,8 +229,16 @@ class SupplyReading(models.Model):
                 condition=~Q(source="manual") | (Q(status="ok") & ~Q(reference="")),
                 name="manual_reading_is_ok_with_reference",
             ),
+            models.CheckConstraint(
+                condition=Q(orphaned_at__isnull=True) | Q(status="ok", source="chain"),
+                name="only_chain_readings_are_orphaned",
+            ),
         ]
 
     def __str__(self) -> str:
         where = f"block {self.block_number}" if self.block_number is not None else self.source
         return f"{self.deployment} @ {where}: {self.status}"
+
+    @property
+    def orphaned(self) -> bool:
+        return self.orphaned_at is not None

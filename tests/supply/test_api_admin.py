@@ -171,3 +171,44 @@ def test_admin_excluded_address_inline_validates_checksum(client, admin_user, re
     client.force_login(admin_user)
     page = client.get(f"/admin/audits/tokendeployment/{ok.deployment_id}/change/")
     assert "excluded_addresses-TOTAL_FORMS" in page.content.decode()
+
+
+# --------------------------------------------------------------------------- confirmations
+
+
+def _chain_form(**fields):
+    return {"chain_id": 10, "name": "Optimism", "active": "on", "rpc_urls": "",
+            "confirmations": 1, "rpc_timeout": 10, **fields}  # fmt: skip
+
+
+def test_admin_refuses_confirmations_below_the_chain_minimum(client, admin_user, settings):
+    client.force_login(admin_user)
+    refused = client.post("/admin/audits/chain/add/", _chain_form(confirmations=1))
+    assert refused.status_code == 200
+    assert "At least 2 for chain 10" in refused.content.decode()
+    assert not Chain.objects.filter(chain_id=10).exists()
+
+    settings.SUPPLY_MIN_CONFIRMATIONS_BY_CHAIN = {10: 20}
+    refused = client.post("/admin/audits/chain/add/", _chain_form(confirmations=12))
+    assert "At least 20 for chain 10" in refused.content.decode()
+    done = client.post("/admin/audits/chain/add/", _chain_form(confirmations=20))
+    assert done.status_code == 302 and Chain.objects.get(chain_id=10).confirmations == 20
+
+
+def test_readings_show_when_last_confirmed_and_how_deep(api, client, admin_user, readings):
+    ok, failed = readings
+    ok.refresh_from_db()
+    rows = {r["id"]: r for r in api.get("/api/v1/supply-readings/").json()["results"]}
+    assert rows[ok.pk]["last_confirmed_at"] is not None
+    assert rows[ok.pk]["confirmations"] == 2 and rows[ok.pk]["orphaned_at"] is None
+    assert rows[failed.pk]["last_confirmed_at"] is None  # a failure confirms nothing
+
+    Chain.objects.filter(pk=ok.deployment.chain_id).update(confirmations=0)
+    SupplyReading.objects.filter(pk=ok.pk).update(confirmations=0)
+    client.force_login(admin_user)
+    listing = client.get("/admin/audits/supplyreading/").content.decode()
+    assert "Last confirmed" in listing and "0 (below the minimum 2)" in listing
+    by_asset = client.get("/admin/audits/supplyreading/by-asset/").content.decode()
+    assert "<th>last confirmed</th>" in by_asset and "0 (below the minimum 2)" in by_asset
+    orphans = client.get("/admin/audits/supplyreading/?orphaned_at__isnull=False")
+    assert orphans.status_code == 200

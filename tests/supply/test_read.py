@@ -56,7 +56,8 @@ def test_reading_is_stored_with_its_block_and_rereading_it_stores_nothing_new(
     again = supply.read_deployment(dep.pk, task_id="t-2")
     assert again.pk == reading.pk
     assert SupplyReading.objects.filter(deployment=dep).count() == 1
-    assert again.last_seen_at >= reading.last_seen_at
+    assert again.last_confirmed_at >= reading.last_confirmed_at
+    assert reading.confirmations == CONFIRMATIONS and reading.orphaned_at is None
 
     devchain.mine(chain_a.url, 1)
     newer = supply.read_deployment(dep.pk)
