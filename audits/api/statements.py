@@ -197,7 +197,7 @@ class StatementLineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StatementLine
-        fields = ["line_no", "isin", "asset", "quantity", "account", "balance_type",
+        fields = ["page", "line_no", "isin", "asset", "quantity", "account", "balance_type",
                   "counts_as_reserve", "statement_source"]  # fmt: skip
 
     def get_counts_as_reserve(self, line: StatementLine) -> bool:
@@ -381,8 +381,10 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @extend_schema(responses=StatementLineSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="lines")
     def lines(self, request: Request, pk: str | None = None) -> Response:
-        """The holdings read from the statement, in file order."""
+        """The holdings read from the statement, in file order (page by page)."""
         statement = get_object_or_404(self.get_queryset(), pk=pk)
-        queryset = statement.lines.select_related("asset", "statement").order_by("line_no", "id")
+        queryset = statement.lines.select_related("asset", "statement").order_by(
+            "page", "line_no", "id"
+        )
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(StatementLineSerializer(page, many=True).data)
