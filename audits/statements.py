@@ -614,6 +614,7 @@ def _assemble(statement: CustodianStatement) -> bool:
     if statement.page_count is None or numbers != list(range(1, statement.page_count + 1)):
         errors.append(_page_error(None, LineError(None, "Pgntn", "pages are missing")))
     for page in pages:
+        assert page.raw is not None  # a page always has its bytes
         raw = bytes(page.raw.content)
         found = _check_signature(page, raw, page.signature_header or None)
         try:
@@ -747,6 +748,8 @@ class RawFile:
 def raw_file(statement: CustodianStatement) -> RawFile:
     """The uploaded bytes with a content type and a download name that carries the hash."""
     content_type, ext = _RAW_TYPES[statement.format]
+    if statement.raw is None:
+        raise ValueError("a statement sent as several pages has no bytes of its own")
     digest = statement.raw.sha256
     return RawFile(
         bytes(statement.raw.content),

@@ -90,7 +90,7 @@ class CustodianStatementAdmin(admin.ModelAdmin):
 
     @admin.display(description="SHA-256")
     def sha256(self, obj: CustodianStatement) -> str:
-        return obj.raw.sha256
+        return obj.raw.sha256 if obj.raw is not None else "— (one per page)"
 
     @admin.display(description="raw file")
     def raw_link(self, obj: CustodianStatement) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import http_sf
 from django.conf import settings
@@ -41,10 +42,13 @@ def parse_idempotency_key(value: str) -> str:
     """The key in an `Idempotency-Key` header (an RFC 9651 String); ValueError if malformed."""
     if _BARE_KEY_RE.fullmatch(value.strip()):
         return value.strip()
+    item: object = None
     try:
-        item, _params = http_sf.parse(value.encode("ascii"), tltype="item")
+        parsed = http_sf.parse(value.encode("ascii"), tltype="item")
     except (http_sf.StructuredFieldError, UnicodeEncodeError):
-        item = None
+        pass
+    else:
+        item = parsed[0] if isinstance(parsed, tuple) else None
     if not isinstance(item, str) or not 1 <= len(item) <= 255:
         raise ValueError(
             f"{IDEMPOTENCY_HEADER}: send a quoted string of 1 to 255 printable ASCII "
@@ -80,7 +84,6 @@ _PAGE_EXAMPLE = {
             "page": 1,
             "last_page": False,
             "received_at": "2026-11-25T06:02:11Z",
-            "source": "custodian-uploaded",
             "signature_status": "none",
             "sha256": "9f2c7e…",
             "size": 48213,
@@ -104,8 +107,8 @@ class StatementPageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CustodianStatement
-        fields = ["id", "page", "last_page", "received_at", "source", "signature_status",
-                  "sha256", "size", "raw_url"]  # fmt: skip
+        fields = ["id", "page", "last_page", "received_at", "signature_status", "sha256", "size",
+                  "raw_url"]  # fmt: skip
         read_only_fields = fields
 
 
@@ -144,14 +147,14 @@ class StatementSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     @extend_schema_field(StatementPageSerializer(many=True, allow_null=True))
-    def get_pages(self, statement: CustodianStatement) -> list[dict] | None:
+    def get_pages(self, statement: CustodianStatement) -> list[Any] | None:
         if not statement.is_paged:
             return None
         pages = sorted(
             (p for p in statement.pages.all() if p.status == StatementStatus.PAGE),
             key=lambda p: p.page_no or 0,
         )
-        return StatementPageSerializer(pages, many=True, context=self.context).data
+        return list(StatementPageSerializer(pages, many=True, context=self.context).data)
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField(), allow_null=True))
     def get_pages_missing(self, statement: CustodianStatement) -> list[int] | None:
