@@ -277,6 +277,16 @@ def process_statement(
     if parsed is not None:
         assets = {a.isin: a for a in Asset.objects.all()}
         errors += _check_against_registry(parsed, assets)
+        paged = parsed.pagination is not None and not parsed.pagination.single
+        if paged and parsed.pagination and not parsed.pagination.statement_id:
+            errors.append(
+                LineError(
+                    None,
+                    "StmtGnlDtls/StmtId",
+                    "StmtGnlDtls/StmtId: a page of a statement sent as several messages needs "
+                    "the statement id that joins its pages.",
+                )
+            )
     if errors:
         return _reject(statement, errors)
     assert parsed is not None
