@@ -508,7 +508,7 @@ def _attach_page(page: CustodianStatement, parsed: ParsedStatement) -> bool:
         if not _claim_outcome(page):
             return False
         statement = _open_paged_statement(page, parsed, pagination.statement_id)
-        others = {p.page_no: p for p in statement.pages.select_related("raw")}
+        others = {p.page_no: p for p in statement.pages.only("pk", "page_no", "raw_id")}
         problem = _page_problem(statement, page, others, pagination.page, pagination.last)
         if problem is not None:
             page.status = StatementStatus.REJECTED
