@@ -17,6 +17,10 @@ class StatementFormat(models.TextChoices):
 class StatementStatus(models.TextChoices):
     # Stored raw, not yet validated (only seen if processing was interrupted).
     RECEIVED = "received", "Received"
+    # A statement sent as several messages (semt.002 pages), some not yet arrived. Never counts.
+    INCOMPLETE = "incomplete", "Incomplete (pages missing)"
+    # One message of a multi-page statement, joined to it (`part_of`); the statement is decided.
+    PAGE = "page", "Page of a statement"
     ACCEPTED = "accepted", "Accepted"
     REJECTED = "rejected", "Rejected"
     SUPERSEDED = "superseded", "Superseded"

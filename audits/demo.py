@@ -131,9 +131,10 @@ def demo_csv(lei: str) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-def demo_semt002(lei: str, as_of: datetime) -> bytes:
+def demo_semt002(lei: str, as_of: datetime, page: int = 1, of: int = 1) -> bytes:
+    """The custodian's holdings as semt.002; with `of` > 1, page `page` of a paged statement."""
     balances = []
-    for isin, settled, in_transit in DEMO_HOLDINGS[lei]:
+    for isin, settled, in_transit in DEMO_HOLDINGS[lei][page - 1 :: of]:
         aggregate = Decimal(settled) + Decimal(in_transit or 0)
         breakdown = (
             f"<BalBrkdwn><SubBalTp><Cd>PENR</Cd></SubBalTp><Qty><ShrtLngInd>LONG</ShrtLngInd>"
@@ -149,7 +150,7 @@ def demo_semt002(lei: str, as_of: datetime) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:semt.002.001.11"><SctiesBalCtdyRpt>'
-        "<Pgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></Pgntn>"
+        f"<Pgntn><PgNb>{page:05d}</PgNb><LastPgInd>{str(page == of).lower()}</LastPgInd></Pgntn>"
         f"<StmtGnlDtls><StmtId>HB-{as_of:%Y%m%d}</StmtId>"
         f"<StmtDtTm><DtTm>{as_of:%Y-%m-%dT%H:%M:%SZ}</DtTm></StmtDtTm>"
         "<Frqcy><Cd>DAIL</Cd></Frqcy><UpdTp><Cd>COMP</Cd></UpdTp><StmtBsis><Cd>CONT</Cd></StmtBsis>"
@@ -186,7 +187,8 @@ def demo_signing_key(custodian: Custodian, key_file: Path) -> Ed25519PrivateKey:
 
 
 def load_demo_statements(var_dir: Path, now: datetime | None = None) -> list[CustodianStatement]:
-    """Upload today's demo statements: custodian 1 signs a CSV, custodian 2 sends semt.002."""
+    """Upload today's demo statements: custodian 1 signs a CSV, custodian 2 sends a semt.002
+    statement as two pages (the last first, so that it is `incomplete` for a moment)."""
     as_of = demo_as_of(now)
     first, second = (Custodian.objects.get(lei=lei) for lei in DEMO_HOLDINGS)
     uploader_1 = CustodianUser.objects.filter(custodian=first).first()
@@ -202,10 +204,11 @@ def load_demo_statements(var_dir: Path, now: datetime | None = None) -> list[Cus
         custodian=first, user=uploader_1.user, raw=csv_bytes, fmt="csv", as_of=as_of,
         signature_header=signature,
     )  # fmt: skip
-    two = statements.submit_statement(
-        custodian=second, user=uploader_2.user, raw=demo_semt002(second.lei, as_of),
-        fmt="semt002",
-    )  # fmt: skip
+    for page in (2, 1):
+        two = statements.submit_statement(
+            custodian=second, user=uploader_2.user, raw=demo_semt002(second.lei, as_of, page, 2),
+            fmt="semt002",
+        )  # fmt: skip
     return [one.statement, two.statement]
 
 

@@ -10,13 +10,16 @@ interrupted mid-check (a killed worker, a restart) is finished later by
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audits.choices import SignatureStatus, StatementSource, StatementStatus
@@ -34,6 +37,7 @@ from audits.models import (
     Custodian,
     CustodianKey,
     CustodianStatement,
+    IdempotencyKey,
     RawDocument,
     StatementLine,
 )
@@ -50,10 +54,38 @@ class UploadTooLarge(Exception):
         self.size, self.limit = size, limit
 
 
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was used before for a different request; nothing was stored."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for a different upload (another file, "
+            "format, as-of, signature or custodian); use a new key for a new upload."
+        )
+
+
 @dataclass(frozen=True)
 class Submission:
+    """What an upload led to.
+
+    `statement` is what to show: the statement itself or, for a page of a multi-page
+    statement, the statement it joins. `upload` is the row holding these bytes. `created`: this
+    call stored them; otherwise they repeat an earlier upload (or the Idempotency-Key was seen
+    before: `replayed`). `requeued`: the earlier upload was still `received` and its
+    processing was queued again.
+    """
+
     statement: CustodianStatement
     created: bool
+    upload: CustodianStatement | None = None
+    requeued: bool = False
+    replayed: bool = False
+
+
+# An earlier upload with the same bytes, format, as-of and signature header is a repeat only
+# while it stands (or may still): after a rejection, a supersession or a failure, sending it
+# again is a new attempt.
+_REPEATABLE = (StatementStatus.RECEIVED, StatementStatus.INCOMPLETE, StatementStatus.ACCEPTED)
 
 
 def submit_statement(
@@ -64,47 +96,166 @@ def submit_statement(
     fmt: str,
     as_of: datetime | None = None,
     signature_header: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Submission:
-    """Store an upload and process it; the same bytes again return the existing statement."""
+    """Store an upload and process it, unless it repeats an earlier one (then return that).
+
+    A repeat is the same bytes with the same format, as-of and signature header as an earlier
+    upload that is still received, incomplete or accepted; if still `received`, its processing
+    is queued again. After a rejection the same upload is a new attempt, linked (`retry_of`)
+    to the rejected statement. With `idempotency_key`, a request repeating an earlier one with
+    that key returns what that one stored; the key with a different request raises
+    IdempotencyKeyReused.
+    """
     limit = settings.MAX_UPLOAD_BYTES
     if len(raw) > limit:
         raise UploadTooLarge(len(raw), limit)
     digest = hashlib.sha256(raw).hexdigest()
-    existing = _existing(custodian, digest)
-    if existing is not None:
-        return Submission(existing, created=False)
+    header = signature_header or ""
     source = StatementSource.ADMIN_ENTERED if is_admin(user) else StatementSource.CUSTODIAN_UPLOADED
-    try:
-        with transaction.atomic():
-            document = RawDocument.objects.filter(sha256=digest).first()
-            if document is None:
-                document = RawDocument.objects.create(sha256=digest, content=raw, size=len(raw))
-            statement = CustodianStatement.objects.create(
-                custodian=custodian,
-                uploaded_by=user,
-                format=fmt,
-                raw=document,
-                as_of=as_of,
-                source=source,
-                status=StatementStatus.RECEIVED,
-                signature_header=signature_header or "",
-            )
-    except IntegrityError:
-        # The same bytes arrived twice at once: the other request stored them first.
-        existing = _existing(custodian, digest)
-        if existing is None:
-            raise
-        return Submission(existing, created=False)
+    fingerprint = _fingerprint(custodian, fmt, as_of, header, digest)
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                # One upload of a custodian at a time decides repeat or new: two identical
+                # uploads at once must not both be stored, nor two pages both miss each other.
+                _lock_custodian(custodian)
+                if idempotency_key:
+                    replay = _replay(user, idempotency_key, fingerprint)
+                    if replay is not None:
+                        return replay
+                earlier = _repeat_of(custodian, digest, fmt, as_of, header)
+                if earlier is not None:
+                    target = earlier.part_of or earlier
+                    requeued = _requeue_if_received(target)
+                    _remember_key(user, idempotency_key, fingerprint, earlier, created=False)
+                    return Submission(target, created=False, upload=earlier, requeued=requeued)
+                document, _ = RawDocument.objects.get_or_create(
+                    sha256=digest, defaults={"content": raw, "size": len(raw)}
+                )
+                statement = CustodianStatement.objects.create(
+                    custodian=custodian,
+                    uploaded_by=user,
+                    format=fmt,
+                    raw=document,
+                    as_of=as_of,
+                    declared_as_of=as_of,
+                    source=source,
+                    status=StatementStatus.RECEIVED,
+                    signature_header=header,
+                    retry_of=_rejected_before(custodian, digest),
+                )
+                _remember_key(user, idempotency_key, fingerprint, statement, created=True)
+            break
+        except IntegrityError:
+            # Another request took this Idempotency-Key first; the next pass replays it.
+            if attempt == 2 or not idempotency_key:
+                raise
     logger.info(
         "statement received",
         extra={"statement": statement.pk, "custodian": custodian.pk, "bytes": len(raw)},
     )
     process_statement(statement, raw, signature_header)
-    return Submission(statement, created=True)
+    statement.refresh_from_db()
+    return Submission(statement.part_of or statement, created=True, upload=statement)
 
 
-def _existing(custodian: Custodian, digest: str) -> CustodianStatement | None:
-    return CustodianStatement.objects.filter(custodian=custodian, raw__sha256=digest).first()
+def _lock_custodian(custodian: Custodian) -> None:
+    list(Custodian.objects.select_for_update().filter(pk=custodian.pk).values_list("pk"))
+
+
+def _repeat_of(
+    custodian: Custodian, digest: str, fmt: str, as_of: datetime | None, header: str
+) -> CustodianStatement | None:
+    """The latest upload these bytes and parameters repeat, if it still stands."""
+    latest = (
+        CustodianStatement.objects.filter(
+            custodian=custodian,
+            raw__sha256=digest,
+            format=fmt,
+            declared_as_of=as_of,
+            signature_header=header,
+        )
+        .select_related("part_of")
+        .order_by("-pk")
+        .first()
+    )
+    if latest is None or (latest.part_of or latest).status not in _REPEATABLE:
+        return None
+    return latest
+
+
+def _rejected_before(custodian: Custodian, digest: str) -> CustodianStatement | None:
+    """The rejected statement an upload of these bytes retries, if the last one was rejected."""
+    latest = (
+        CustodianStatement.objects.filter(custodian=custodian, raw__sha256=digest)
+        .select_related("part_of")
+        .order_by("-pk")
+        .first()
+    )
+    if latest is None:
+        return None
+    target = latest.part_of or latest
+    return target if target.status == StatementStatus.REJECTED else None
+
+
+def _requeue_if_received(statement: CustodianStatement) -> bool:
+    """Queue the processing of a statement still `received` again, once this transaction commits.
+
+    Its first processing may have died with its process; a second one changes nothing if the
+    first finishes after all (the outcome is written only while still `received`).
+    """
+    if statement.status != StatementStatus.RECEIVED:
+        return False
+    statement_id = statement.pk
+    # By name: services sit below the tasks module.
+    transaction.on_commit(
+        lambda: current_app.send_task("audits.tasks.resume_statement", args=[statement_id])
+    )
+    logger.info("statement requeued", extra={"statement": statement_id})
+    return True
+
+
+def _fingerprint(
+    custodian: Custodian, fmt: str, as_of: datetime | None, header: str, digest: str
+) -> str:
+    request = [custodian.pk, fmt, as_of.isoformat() if as_of else None, header, digest]
+    return hashlib.sha256(json.dumps(request).encode()).hexdigest()
+
+
+def _replay(user, key: str, fingerprint: str) -> Submission | None:
+    """What an earlier request with this Idempotency-Key led to, or None if the key is new."""
+    IdempotencyKey.objects.filter(user=user, expires_at__lte=timezone.now()).delete()
+    remembered = (
+        IdempotencyKey.objects.filter(user=user, key=key)
+        .select_related("statement__part_of")
+        .first()
+    )
+    if remembered is None:
+        return None
+    if remembered.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(key)
+    upload = remembered.statement
+    target = upload.part_of or upload
+    requeued = _requeue_if_received(target)
+    return Submission(
+        target, created=remembered.created, upload=upload, requeued=requeued, replayed=True
+    )
+
+
+def _remember_key(
+    user, key: str | None, fingerprint: str, statement: CustodianStatement, *, created: bool
+) -> None:
+    if not key:
+        return
+    IdempotencyKey.objects.create(
+        user=user,
+        key=key,
+        fingerprint=fingerprint,
+        statement=statement,
+        created=created,
+        expires_at=timezone.now() + settings.IDEMPOTENCY_KEY_TTL,
+    )
 
 
 def process_statement(
@@ -126,9 +277,21 @@ def process_statement(
     if parsed is not None:
         assets = {a.isin: a for a in Asset.objects.all()}
         errors += _check_against_registry(parsed, assets)
+        paged = parsed.pagination is not None and not parsed.pagination.single
+        if paged and parsed.pagination and not parsed.pagination.statement_id:
+            errors.append(
+                LineError(
+                    None,
+                    "StmtGnlDtls/StmtId",
+                    "StmtGnlDtls/StmtId: a page of a statement sent as several messages needs "
+                    "the statement id that joins its pages.",
+                )
+            )
     if errors:
         return _reject(statement, errors)
     assert parsed is not None
+    if parsed.pagination is not None and not parsed.pagination.single:
+        return _attach_page(statement, parsed)
     return _accept(statement, parsed, assets)
 
 
@@ -156,9 +319,12 @@ def resume_statement(statement_id: int) -> CustodianStatement:
     statement = CustodianStatement.objects.select_related("raw", "custodian").get(pk=statement_id)
     if statement.status == StatementStatus.RECEIVED:
         logger.info("statement resumed", extra={"statement": statement.pk})
-        process_statement(
-            statement, bytes(statement.raw.content), statement.signature_header or None
-        )
+        if statement.raw is None:
+            _assemble(statement)
+        else:
+            process_statement(
+                statement, bytes(statement.raw.content), statement.signature_header or None
+            )
         statement.refresh_from_db()
     return statement
 
@@ -264,8 +430,8 @@ def _check_against_registry(parsed: ParsedStatement, assets: dict[str, Asset]) -
     return errors
 
 
-def _reject(statement: CustodianStatement, errors: Iterable[LineError]) -> bool:
-    report = [e.as_dict() for e in errors]
+def _reject(statement: CustodianStatement, errors: Iterable[LineError | dict]) -> bool:
+    report = [e if isinstance(e, dict) else e.as_dict() for e in errors]
     with transaction.atomic():
         if not _claim_outcome(statement):
             return False
@@ -277,7 +443,10 @@ def _reject(statement: CustodianStatement, errors: Iterable[LineError]) -> bool:
 
 
 def _accept(
-    statement: CustodianStatement, parsed: ParsedStatement, assets: dict[str, Asset]
+    statement: CustodianStatement,
+    parsed: ParsedStatement,
+    assets: dict[str, Asset],
+    line_pages: Sequence[int | None] | None = None,
 ) -> bool:
     with transaction.atomic():
         if not _claim_outcome(statement):
@@ -287,7 +456,7 @@ def _accept(
         ).exclude(pk=statement.pk).update(
             status=StatementStatus.SUPERSEDED, superseded_by=statement
         )
-        _insert_lines(statement, parsed, assets)
+        _insert_lines(statement, parsed, assets, line_pages)
         statement.as_of = parsed.as_of
         statement.line_count = len(parsed.lines)
         statement.status = StatementStatus.ACCEPTED
@@ -297,14 +466,19 @@ def _accept(
 
 
 def _insert_lines(
-    statement: CustodianStatement, parsed: ParsedStatement, assets: dict[str, Asset]
+    statement: CustodianStatement,
+    parsed: ParsedStatement,
+    assets: dict[str, Asset],
+    line_pages: Sequence[int | None] | None = None,
 ) -> None:
+    pages = line_pages or [None] * len(parsed.lines)
     rows = [
-        (statement.pk, ln.line_no, ln.isin, assets[ln.isin].pk, ln.quantity, ln.account,
+        (statement.pk, ln.line_no, page, ln.isin, assets[ln.isin].pk, ln.quantity, ln.account,
          ln.balance_type)
-        for ln in parsed.lines
+        for ln, page in zip(parsed.lines, pages, strict=True)
     ]  # fmt: skip
-    columns = ["statement_id", "line_no", "isin", "asset_id", "quantity", "account", "balance_type"]
+    columns = ["statement_id", "line_no", "page", "isin", "asset_id", "quantity", "account",
+               "balance_type"]  # fmt: skip
     if connection.vendor == "postgresql":
         # COPY is several times faster than INSERT for a 100k-line statement.
         sql = f"COPY {StatementLine._meta.db_table} ({', '.join(columns)}) FROM STDIN"
@@ -316,6 +490,257 @@ def _insert_lines(
         (StatementLine(**dict(zip(columns, row, strict=True))) for row in rows),
         batch_size=2000,
     )
+
+
+# --- Statements sent as several pages (semt.002 Pgntn) --------------------------------------
+
+
+def _attach_page(page: CustodianStatement, parsed: ParsedStatement) -> bool:
+    """Join a checked page to the open statement with its custodian, id, as-of and format.
+
+    Under the custodian's lock, so that of pages arriving together exactly one sees the
+    statement complete; that one assembles it once this transaction has committed.
+    """
+    pagination = parsed.pagination
+    assert pagination is not None and pagination.statement_id is not None
+    with transaction.atomic():
+        _lock_custodian(page.custodian)
+        if not _claim_outcome(page):
+            return False
+        statement = _open_paged_statement(page, parsed, pagination.statement_id)
+        others = {p.page_no: p for p in statement.pages.only("pk", "page_no", "raw_id")}
+        problem = _page_problem(statement, page, others, pagination.page, pagination.last)
+        if problem is not None:
+            page.status = StatementStatus.REJECTED
+            page.statement_ref = pagination.statement_id
+            page.page_no = pagination.page
+            page.rejection_report = [
+                {"line": None, "field": "Pgntn/PgNb", "page": pagination.page, "message": problem}
+            ]
+            page.save()
+            logger.info("page refused", extra={"statement": statement.pk, "page": page.pk})
+            return True
+        page.part_of = statement
+        page.statement_ref = pagination.statement_id
+        page.page_no = pagination.page
+        page.last_page = pagination.last
+        page.as_of = parsed.as_of
+        page.status = StatementStatus.PAGE
+        page.save()
+        if pagination.last:
+            statement.page_count = pagination.page
+        received = set(others) | {pagination.page}
+        complete = statement.page_count is not None and received == set(
+            range(1, statement.page_count + 1)
+        )
+        CustodianStatement.objects.filter(pk=statement.pk).update(page_count=statement.page_count)
+        # Conditional, as a second guard: only one page can move the statement on.
+        complete = complete and (
+            CustodianStatement.objects.filter(
+                pk=statement.pk, status=StatementStatus.INCOMPLETE
+            ).update(status=StatementStatus.RECEIVED)
+            == 1
+        )
+    logger.info(
+        "page received",
+        extra={"statement": statement.pk, "page": pagination.page, "complete": complete},
+    )
+    if complete:
+        statement.refresh_from_db()
+        _assemble(statement)
+    return True
+
+
+def _open_paged_statement(
+    page: CustodianStatement, parsed: ParsedStatement, ref: str
+) -> CustodianStatement:
+    key = {"custodian": page.custodian, "format": page.format, "statement_ref": ref,
+           "as_of": parsed.as_of, "raw__isnull": True}  # fmt: skip
+    statement = CustodianStatement.objects.filter(
+        **key, status__in=[StatementStatus.INCOMPLETE, StatementStatus.RECEIVED]
+    ).first()
+    if statement is not None:
+        return statement
+    rejected = (
+        CustodianStatement.objects.filter(**key, status=StatementStatus.REJECTED)
+        .order_by("-pk")
+        .first()
+    )
+    return CustodianStatement.objects.create(
+        custodian=page.custodian,
+        uploaded_by=page.uploaded_by,
+        format=page.format,
+        raw=None,
+        as_of=parsed.as_of,
+        source=page.source,
+        status=StatementStatus.INCOMPLETE,
+        statement_ref=ref,
+        retry_of=rejected,
+    )
+
+
+def _page_problem(
+    statement: CustodianStatement, page: CustodianStatement,
+    others: dict[int | None, CustodianStatement], number: int, last: bool,
+) -> str | None:  # fmt: skip
+    """Why a page cannot join `statement`, or None."""
+    name = f"page {number} of statement {statement.statement_ref!r} (#{statement.pk})"
+    if number in others:
+        earlier = others[number]
+        how = (
+            "the same bytes sent with another as-of or signature"
+            if earlier.raw_id == page.raw_id
+            else "different content"
+        )
+        return (
+            f"{name} was already received as #{earlier.pk}, with {how}; a page cannot be "
+            "replaced. To correct the statement, send all its pages again once it has been "
+            "decided, or under a new statement id."
+        )
+    if statement.page_count is not None and number > statement.page_count:
+        return f"{name} comes after the last page, page {statement.page_count}."
+    after = max((n for n in others if n is not None and n > number), default=None)
+    if last and after is not None:
+        return f"{name} says it is the last page, but page {after} was already received."
+    return None
+
+
+def _assemble(statement: CustodianStatement) -> bool:
+    """Check every page of a complete statement together; accept or reject it atomically.
+
+    Each page was checked on arrival, but the registry, the keys and other pages may have
+    changed since: the checks run again on all pages, with errors naming page and line, plus
+    the one check no page could make alone (a holding listed on two pages).
+    """
+    pages = list(
+        statement.pages.filter(status=StatementStatus.PAGE)
+        .select_related("raw", "custodian")
+        .order_by("page_no")
+    )
+    assets = {a.isin: a for a in Asset.objects.all()}
+    errors: list[dict] = []
+    parts: list[tuple[int, ParsedStatement]] = []
+    numbers = [p.page_no for p in pages]
+    if statement.page_count is None or numbers != list(range(1, statement.page_count + 1)):
+        errors.append(_page_error(None, LineError(None, "Pgntn", "pages are missing")))
+    for page in pages:
+        assert page.raw is not None  # a page always has its bytes
+        raw = bytes(page.raw.content)
+        found = _check_signature(page, raw, page.signature_header or None)
+        try:
+            parsed = parse_statement(statement.format, raw, page.declared_as_of)
+        except StatementRejected as exc:
+            found += exc.errors
+        else:
+            found += _check_against_registry(parsed, assets)
+            parts.append((page.page_no or 0, parsed))
+        errors += [_page_error(page.page_no, e) for e in found]
+    errors += _across_pages(parts)
+    errors = list({e["message"]: e for e in errors}.values())[:MAX_ERRORS]
+    if errors:
+        return _reject(statement, errors)
+    _label_from_pages(statement, pages)
+    lines = tuple(line for _, parsed in parts for line in parsed.lines)
+    line_pages = [number for number, parsed in parts for _ in parsed.lines]
+    whole = ParsedStatement(statement.format, parts[0][1].as_of, lines)
+    logger.info("statement assembled", extra={"statement": statement.pk, "pages": len(pages)})
+    return _accept(statement, whole, assets, line_pages)
+
+
+def _page_error(number: int | None, error: LineError) -> dict:
+    if number is None:
+        return {**error.as_dict(), "page": None}
+    return {**error.as_dict(), "page": number, "message": f"page {number}: {error.message}"}
+
+
+def _across_pages(parts: list[tuple[int, ParsedStatement]]) -> list[dict]:
+    """A holding (ISIN, account, balance type) on two pages would count twice."""
+    seen: dict[tuple[str, str, str], tuple[int, int]] = {}
+    errors: list[dict] = []
+    for number, parsed in parts:
+        for line in parsed.lines:
+            key = (line.isin, line.account, line.balance_type)
+            if key in seen and seen[key][0] != number:
+                first_page, first_line = seen[key]
+                errors.append(
+                    _page_error(
+                        number,
+                        LineError(
+                            line.line_no,
+                            "isin",
+                            f"line {line.line_no}, field isin: {line.isin} in account "
+                            f"{line.account!r} ({line.balance_type}) is already listed on page "
+                            f"{first_page}, line {first_line}; a holding must appear once.",
+                        ),
+                    )
+                )
+            seen.setdefault(key, (number, line.line_no))
+    return errors
+
+
+def _label_from_pages(statement: CustodianStatement, pages: list[CustodianStatement]) -> None:
+    """The statement is custodian-signed only if every page is; admin-entered if any page is."""
+    sources = {p.source for p in pages}
+    if sources == {StatementSource.CUSTODIAN_SIGNED}:
+        statement.source = StatementSource.CUSTODIAN_SIGNED
+        statement.signature_status = SignatureStatus.VALID
+        keys = {p.signature_key_id for p in pages}
+        statement.signature_key_id = keys.pop() if len(keys) == 1 else None
+    elif StatementSource.ADMIN_ENTERED in sources:
+        statement.source = StatementSource.ADMIN_ENTERED
+    else:
+        statement.source = StatementSource.CUSTODIAN_UPLOADED
+
+
+@dataclass(frozen=True)
+class PageProgress:
+    """Which pages of a statement sent as several pages have arrived."""
+
+    received: list[int]
+    missing: list[int]
+    total: int | None  # None until the last page has arrived
+
+    @property
+    def summary(self) -> str:
+        if self.total is not None and not self.missing:
+            return f"all {self.total} pages received"
+        if self.missing:
+            listed = ", ".join(str(n) for n in self.missing)
+            text = f"page{'s' if len(self.missing) > 1 else ''} {listed}"
+            text += f" of {self.total} missing" if self.total else " missing"
+        else:
+            top = max(self.received, default=0)
+            text = {0: "no page yet", 1: "page 1 received"}.get(top, f"pages 1-{top} received")
+        if self.total is None:
+            text += "; the last page has not arrived, so the total is unknown"
+        return text
+
+
+def page_progress(statement: CustodianStatement) -> PageProgress | None:
+    """For a statement sent as several pages: which have arrived; None for any other."""
+    if statement.raw_id is not None:
+        return None
+    received = sorted(
+        p.page_no
+        for p in statement.pages.all()
+        if p.status == StatementStatus.PAGE and p.page_no is not None
+    )
+    known = statement.page_count or (max(received) if received else 0)
+    missing = [n for n in range(1, known + 1) if n not in set(received)]
+    return PageProgress(received, missing, statement.page_count)
+
+
+def overdue_incomplete(
+    queryset: QuerySet[CustodianStatement], now: datetime | None = None
+) -> QuerySet[CustodianStatement]:
+    """Statements still missing pages longer than STATEMENT_PAGES_DEADLINE after the first."""
+    cutoff = (now or timezone.now()) - settings.STATEMENT_PAGES_DEADLINE
+    return queryset.filter(status=StatementStatus.INCOMPLETE, received_at__lt=cutoff)
+
+
+def is_overdue(statement: CustodianStatement, now: datetime | None = None) -> bool:
+    cutoff = (now or timezone.now()) - settings.STATEMENT_PAGES_DEADLINE
+    return statement.status == StatementStatus.INCOMPLETE and statement.received_at < cutoff
 
 
 _RAW_TYPES = {"csv": ("text/csv", "csv"), "json": ("application/json", "json"),
@@ -333,6 +758,8 @@ class RawFile:
 def raw_file(statement: CustodianStatement) -> RawFile:
     """The uploaded bytes with a content type and a download name that carries the hash."""
     content_type, ext = _RAW_TYPES[statement.format]
+    if statement.raw is None:
+        raise ValueError("a statement sent as several pages has no bytes of its own")
     digest = statement.raw.sha256
     return RawFile(
         bytes(statement.raw.content),

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_DURATION_RE = re.compile(r"([0-9]+)\s*([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def env_str(name: str, default: str | None = None) -> str:
@@ -50,3 +54,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_duration(name: str, default: timedelta) -> timedelta:
+    """Return a duration setting: seconds, or a number with s, m, h or d (`90s`, `24h`, `2d`)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    match = _DURATION_RE.fullmatch(value.strip().lower())
+    if match is None:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of seconds or of s, m, h or d (e.g. 24h), "
+            f"got {value!r}."
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from porapp.env import env_bool, env_int, env_list, env_str
+from porapp.env import env_bool, env_duration, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORAPP_VAR_DIR", str(BASE_DIR / "var")))
@@ -128,6 +129,11 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# A statement sent as several pages and still missing some this long after its first page
+# arrived is flagged in the admin.
+STATEMENT_PAGES_DEADLINE = env_duration("STATEMENT_PAGES_DEADLINE", timedelta(hours=24))
+# How long an upload's Idempotency-Key is remembered (published in docs/statement-formats.md).
+IDEMPOTENCY_KEY_TTL = env_duration("IDEMPOTENCY_KEY_TTL", timedelta(hours=24))
 
 # --- REST API conventions shared by every endpoint.
 REST_FRAMEWORK = {

@@ -7,9 +7,11 @@ behalf (labelled as such), download the raw bytes and reject with a reason.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.shortcuts import redirect, render
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -37,17 +39,33 @@ class RejectForm(forms.Form):
 
 
 _DETAIL_FIELDS = (
-    "custodian", "as_of", "received_at", "uploaded_by", "format", "status", "source",
-    "signature_status", "signature_key", "signature_header", "sha256", "raw_link",
-    "line_count", "superseded_by", "rejected_by", "errors", "holdings",
+    "custodian", "as_of", "declared_as_of", "received_at", "uploaded_by", "format", "status",
+    "source", "signature_status", "signature_key", "signature_header", "sha256", "raw_link",
+    "line_count", "superseded_by", "retry_of", "retries", "rejected_by", "pages", "errors",
+    "holdings",
 )  # fmt: skip
+
+
+class OverdueIncompleteFilter(admin.SimpleListFilter):
+    title = "pages missing past the deadline"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        deadline = settings.STATEMENT_PAGES_DEADLINE
+        return [("yes", f"incomplete for more than {deadline}")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return statements.overdue_incomplete(queryset)
+        return queryset
 
 
 @admin.register(CustodianStatement)
 class CustodianStatementAdmin(admin.ModelAdmin):
     list_display = ["id", "custodian", "as_of", "format", "status", "source", "signature_status",
-                    "line_count", "received_at", "raw_link"]  # fmt: skip
-    list_filter = ["custodian", "status", "source", "format", "signature_status", "as_of"]
+                    "line_count", "pages", "received_at", "raw_link"]  # fmt: skip
+    list_filter = [OverdueIncompleteFilter, "custodian", "status", "source", "format",
+                   "signature_status", "as_of"]  # fmt: skip
     date_hierarchy = "as_of"
     search_fields = ["=id", "custodian__name", "custodian__lei", "raw__sha256"]
     list_select_related = ["custodian", "raw"]
@@ -56,7 +74,13 @@ class CustodianStatementAdmin(admin.ModelAdmin):
     readonly_fields = _DETAIL_FIELDS
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("raw__content")
+        pages = CustodianStatement.objects.defer("raw__content").order_by("page_no")
+        return (
+            super()
+            .get_queryset(request)
+            .defer("raw__content")
+            .prefetch_related(Prefetch("pages", queryset=pages))
+        )
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
@@ -66,12 +90,54 @@ class CustodianStatementAdmin(admin.ModelAdmin):
 
     @admin.display(description="SHA-256")
     def sha256(self, obj: CustodianStatement) -> str:
-        return obj.raw.sha256
+        return obj.raw.sha256 if obj.raw is not None else "— (one per page)"
 
     @admin.display(description="raw file")
     def raw_link(self, obj: CustodianStatement) -> str:
+        if obj.raw is None:
+            return "— (one per page)"
         url = reverse("admin:audits_custodianstatement_raw", args=[obj.pk])
         return format_html('<a href="{}">download ({} bytes)</a>', url, obj.raw.size)
+
+    @admin.display(description="pages")
+    def pages(self, obj: CustodianStatement) -> str:
+        if obj.part_of_id is not None:
+            url = reverse("admin:audits_custodianstatement_change", args=[obj.part_of_id])
+            return format_html('page {} of <a href="{}">#{}</a>', obj.page_no, url, obj.part_of_id)
+        progress = statements.page_progress(obj)
+        if progress is None:
+            return "—"
+        flag = ""
+        if statements.is_overdue(obj):
+            flag = format_html(
+                ' <strong style="color:#a4161a">OVERDUE: incomplete for more than {}</strong>',
+                settings.STATEMENT_PAGES_DEADLINE,
+            )
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:audits_custodianstatement_change", args=[p.pk]), p.page_no)
+                for p in obj.pages.all()
+                if p.status == StatementStatus.PAGE
+            ),
+        )
+        return format_html("{} (id {}; pages {}){}", progress.summary, obj.statement_ref,
+                           links or "none", flag)  # fmt: skip
+
+    @admin.display(description="sent again as")
+    def retries(self, obj: CustodianStatement) -> str:
+        return (
+            format_html_join(
+                ", ",
+                '<a href="{}">#{}</a> ({})',
+                (
+                    (reverse("admin:audits_custodianstatement_change", args=[r.pk]), r.pk, r.status)
+                    for r in obj.retries.order_by("pk")
+                ),
+            )
+            or "—"
+        )
 
     @admin.display(description="errors")
     def errors(self, obj: CustodianStatement) -> str:
@@ -143,14 +209,23 @@ class CustodianStatementAdmin(admin.ModelAdmin):
             else:
                 statement = submission.statement
                 level = messages.SUCCESS if statement.status == "accepted" else messages.WARNING
-                self.message_user(request, f"Statement #{statement.pk}: {statement.status}.", level)
+                progress = statements.page_progress(statement)
+                note = f" ({progress.summary})" if progress else ""
+                if not submission.created:
+                    note += " — a repeat of an earlier upload"
+                    note += ", queued for checking again" * submission.requeued
+                self.message_user(
+                    request, f"Statement #{statement.pk}: {statement.status}{note}.", level
+                )
                 return redirect("admin:audits_custodianstatement_change", statement.pk)
         context = {**self.admin_site.each_context(request), "title": "Upload a statement",
                    "form": form, "opts": self.model._meta}  # fmt: skip
         return render(request, "admin/audits/statement_upload.html", context)
 
     def raw_view(self, request, pk: int):
-        statement = CustodianStatement.objects.select_related("raw").get(pk=pk)
+        statement = get_object_or_404(
+            CustodianStatement.objects.select_related("raw").exclude(raw=None), pk=pk
+        )
         return raw_download(statements.raw_file(statement))
 
     @admin.action(description="Reject selected statements (asks for a reason)")
@@ -187,7 +262,8 @@ class CustodianStatementAdmin(admin.ModelAdmin):
 
 @admin.register(StatementLine)
 class StatementLineAdmin(admin.ModelAdmin):
-    list_display = ["statement", "line_no", "isin", "asset", "quantity", "account", "balance_type"]
+    list_display = ["statement", "page", "line_no", "isin", "asset", "quantity", "account",
+                    "balance_type"]  # fmt: skip
     list_filter = ["balance_type", "asset", "statement__custodian"]
     search_fields = ["isin", "account", "=statement__id"]
     list_select_related = ["statement__custodian", "asset"]

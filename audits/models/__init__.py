@@ -6,6 +6,7 @@ from audits.models.statements import (
     ApiToken,
     CustodianKey,
     CustodianStatement,
+    IdempotencyKey,
     RawDocument,
     StatementLine,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "CustodianUser",
     "ExcludedAddress",
     "Heartbeat",
+    "IdempotencyKey",
     "RawDocument",
     "StatementLine",
     "SupplyReading",

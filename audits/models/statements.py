@@ -78,7 +78,11 @@ class ApiToken(models.Model):
 
 
 class CustodianStatement(models.Model):
-    """One upload of a custodian's holdings as of a point in time."""
+    """One upload of a custodian's holdings as of a point in time.
+
+    A statement sent as several messages (semt.002 pages) is one row without bytes of its own,
+    joining one row per page (`part_of`), each keeping its bytes and signature.
+    """
 
     custodian = models.ForeignKey(Custodian, on_delete=models.PROTECT, related_name="statements")
     as_of = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -87,7 +91,13 @@ class CustodianStatement(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     format = models.CharField(max_length=8, choices=StatementFormat.choices)
-    raw = models.ForeignKey(RawDocument, on_delete=models.PROTECT, related_name="statements")
+    # None only for a statement joined from pages: each page row holds its own bytes.
+    raw = models.ForeignKey(
+        RawDocument, null=True, blank=True, on_delete=models.PROTECT, related_name="statements"
+    )
+    # The as-of exactly as sent with the upload (None if not given): with the bytes, format and
+    # signature header it decides whether an upload repeats an earlier one.
+    declared_as_of = models.DateTimeField(null=True, blank=True, editable=False)
     # The signature header exactly as sent, stored with the bytes, so that an upload
     # interrupted before its checks finished can be checked again later.
     signature_header = models.TextField(blank=True, default="", editable=False)
@@ -111,12 +121,35 @@ class CustodianStatement(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="supersedes"
     )
     line_count = models.PositiveIntegerField(default=0)
+    # A new attempt after a rejection: the rejected statement it follows.
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="retries"
+    )
+    # Multi-page statements (semt.002 Pgntn): the statement id joining the pages (StmtId); on a
+    # page, the statement it belongs to, its number and whether it said it was the last; on
+    # the statement, the number of the last page once that page has arrived.
+    statement_ref = models.CharField("statement id (StmtId)", max_length=35, blank=True)
+    part_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="pages"
+    )
+    page_no = models.PositiveIntegerField("page", null=True, blank=True)
+    last_page = models.BooleanField(default=False)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [
-            # The same bytes from the same custodian are one statement (idempotent upload).
-            models.UniqueConstraint(fields=["custodian", "raw"], name="one_statement_per_upload"),
+            models.UniqueConstraint(
+                fields=["part_of", "page_no"],
+                condition=models.Q(part_of__isnull=False),
+                name="one_row_per_page_number",
+            ),
+            # Pages join the one statement still open for their custodian, id, as-of and format.
+            models.UniqueConstraint(
+                fields=["custodian", "format", "statement_ref", "as_of"],
+                condition=models.Q(raw__isnull=True, status__in=["incomplete", "received"]),
+                name="one_open_paged_statement",
+            ),
             # At most one statement stands for a custodian and as-of; older ones are superseded.
             models.UniqueConstraint(
                 fields=["custodian", "as_of"],
@@ -130,8 +163,36 @@ class CustodianStatement(models.Model):
         return f"{self.custodian} statement {self.pk} ({when}, {self.status})"
 
     @property
-    def sha256(self) -> str:
-        return self.raw.sha256
+    def sha256(self) -> str | None:
+        return self.raw.sha256 if self.raw is not None else None
+
+    @property
+    def is_paged(self) -> bool:
+        """True for a statement joined from pages (it has no bytes of its own)."""
+        return self.raw_id is None
+
+
+class IdempotencyKey(models.Model):
+    """An upload's `Idempotency-Key`, remembered per user until `expires_at`.
+
+    `fingerprint` is the SHA-256 of what was sent (custodian, format, as-of, signature header,
+    file); the same key with another fingerprint is refused. `statement` is the upload the key
+    stands for, and `created` says whether that request stored it (201) or found it (200).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    statement = models.ForeignKey(CustodianStatement, on_delete=models.PROTECT, related_name="+")
+    created = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_key_per_user")]
+
+    def __str__(self) -> str:
+        return f"Idempotency-Key {self.key!r} of {self.user}"
 
 
 class StatementLine(models.Model):
@@ -141,6 +202,8 @@ class StatementLine(models.Model):
         CustodianStatement, on_delete=models.PROTECT, related_name="lines"
     )
     line_no = models.PositiveIntegerField()
+    # The page the line came from, for a statement sent as several pages.
+    page = models.PositiveIntegerField(null=True, blank=True)
     isin = models.CharField(max_length=12)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="statement_lines")
     quantity = models.DecimalField(max_digits=38, decimal_places=18)

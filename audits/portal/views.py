@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audits import statements, tokens
+from audits.choices import StatementStatus
 from audits.downloads import raw_download
 from audits.models import ApiToken, CustodianStatement
 from audits.permissions import custodian_of, get_visible_or_404, visible_to
@@ -48,14 +49,32 @@ def statement_list(request, custodian):
         )
         statement = submission.statement
         if not submission.created:
-            messages.info(request, f"These exact bytes were already uploaded as #{statement.pk}.")
-        elif statement.status == "accepted":
+            again = " It was still waiting to be checked: checking again." * submission.requeued
+            messages.info(
+                request,
+                f"This upload repeats #{statement.pk} (same file, format, as-of and "
+                f"signature); it is {statement.status}.{again}",
+            )
+        elif statement.status == StatementStatus.ACCEPTED:
             messages.success(request, f"Statement #{statement.pk} accepted.")
+        elif statement.status == StatementStatus.INCOMPLETE:
+            progress = statements.page_progress(statement)
+            messages.info(
+                request,
+                f"Page stored in statement #{statement.pk}, incomplete: "
+                f"{progress.summary if progress else ''}.",
+            )
         else:
             messages.error(request, f"Statement #{statement.pk} was stored and rejected.")
         return redirect("portal:statement", pk=statement.pk)
-    queryset = visible_to(request.user, CustodianStatement.objects.defer("raw__content"))
-    page = Paginator(queryset.select_related("raw"), 25).get_page(request.GET.get("page"))
+    # A page is shown within its statement.
+    queryset = visible_to(
+        request.user, CustodianStatement.objects.defer("raw__content").filter(part_of=None)
+    )
+    queryset = queryset.select_related("raw").prefetch_related("pages")
+    page = Paginator(queryset, 25).get_page(request.GET.get("page"))
+    for statement in page:
+        statement.progress = statements.page_progress(statement)
     return render(
         request,
         "portal/statement_list.html",
@@ -69,6 +88,7 @@ def statement_detail(request, custodian, pk: int):
     statement = get_visible_or_404(
         request.user, CustodianStatement.objects.select_related("raw", "signature_key"), pk=pk
     )
+    pages = statement.pages.filter(status=StatementStatus.PAGE).select_related("raw")
     return render(
         request,
         "portal/statement_detail.html",
@@ -76,6 +96,9 @@ def statement_detail(request, custodian, pk: int):
             "custodian": custodian,
             "statement": statement,
             "summary": statements.holdings_summary(statement),
+            "progress": statements.page_progress(statement),
+            "pages": pages.order_by("page_no"),
+            "retries": statement.retries.order_by("pk"),
         },
     )
 
@@ -83,7 +106,7 @@ def statement_detail(request, custodian, pk: int):
 @custodian_required
 def statement_raw(request, custodian, pk: int):
     statement = get_visible_or_404(
-        request.user, CustodianStatement.objects.select_related("raw"), pk=pk
+        request.user, CustodianStatement.objects.select_related("raw").exclude(raw=None), pk=pk
     )
     return raw_download(statements.raw_file(statement))
 

@@ -3,12 +3,13 @@
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from porapp.env import env_bool, env_int, env_list, env_str
+from porapp.env import env_bool, env_duration, env_int, env_list, env_str
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,6 +32,23 @@ def test_env_helpers_refuse_garbage(monkeypatch, name, value, reader):
     monkeypatch.setenv(name, value)
     with pytest.raises(ImproperlyConfigured, match=name):
         reader(name)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("90", timedelta(seconds=90)), ("45s", timedelta(seconds=45)), ("30m", timedelta(minutes=30)),
+     ("24h", timedelta(hours=24)), (" 2D ", timedelta(days=2)), ("", timedelta(hours=5))],
+)  # fmt: skip
+def test_env_duration(monkeypatch, value, expected):
+    monkeypatch.setenv("X_DURATION", value)
+    assert env_duration("X_DURATION", timedelta(hours=5)) == expected
+
+
+@pytest.mark.parametrize("value", ["1.5h", "-3h", "h", "3 weeks", "1e3"])
+def test_env_duration_refuses_garbage(monkeypatch, value):
+    monkeypatch.setenv("X_DURATION", value)
+    with pytest.raises(ImproperlyConfigured, match="X_DURATION must be a whole number"):
+        env_duration("X_DURATION", timedelta(hours=1))
 
 
 def test_missing_required_setting_names_it(monkeypatch):

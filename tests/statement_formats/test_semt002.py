@@ -205,12 +205,12 @@ def test_duplicate_isin_names_both_balforacct_lines():
         ({"general": "<UpdTp><Cd>DELT</Cd></UpdTp>"}, "StmtGnlDtls/UpdTp/Cd", "delta statement"),
         (
             {"pagination": "<Pgntn><PgNb>2</PgNb><LastPgInd>true</LastPgInd></Pgntn>"},
-            "Pgntn",
-            "page 2 of a multi-page",
+            "StmtGnlDtls/StmtId",
+            "statement id",
         ),
         (
             {"pagination": "<Pgntn><PgNb>1</PgNb><LastPgInd>false</LastPgInd></Pgntn>"},
-            "Pgntn",
+            "StmtGnlDtls/StmtId",
             "multi-page",
         ),
         ({"account": "<SfkpgAcct><Nm>x</Nm></SfkpgAcct>"}, "SfkpgAcct/Id", "account is missing"),

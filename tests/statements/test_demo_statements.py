@@ -27,9 +27,15 @@ def test_demo_statements_from_both_custodians(demo, tmp_path):
         "settled",
         "pending_receipt",
     }
+    # The semt.002 statement came as two pages, one holding each.
+    assert (second.statement_ref, second.page_count, second.raw) == ("HB-20261124", 2, None)
+    assert set(second.lines.values_list("page", "isin")) == {
+        (1, "US78462F1030"),
+        (2, "US46090E1038"),
+    }
     # Loading again changes nothing: the same bytes are the same statements.
     assert [s.pk for s in load_demo_statements(tmp_path, now=now)] == [first.pk, second.pk]
-    assert CustodianStatement.objects.count() == 2
+    assert CustodianStatement.objects.count() == 4  # the CSV, the paged statement, its 2 pages
 
 
 def test_demo_as_of_is_the_last_close():

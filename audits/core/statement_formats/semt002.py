@@ -31,7 +31,7 @@ from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden
 from defusedxml.ElementTree import DefusedXMLParser
 
 from .balance_types import PENDING_DELIVERY, PENDING_RECEIPT, SETTLED
-from .results import ParsedStatement, StatementLine
+from .results import Pagination, ParsedStatement, StatementLine
 from .validation import (
     ErrorCollector,
     IsinChecker,
@@ -195,7 +195,7 @@ def parse_semt002(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
         raise reject("no SctiesBalCtdyRpt element under Document", line=document.line)
 
     errors = ErrorCollector("line")
-    _check_pagination(report, errors)
+    pagination = _check_pagination(report, errors)
     file_as_of, date_only = _statement_date(report, errors)
     update_type = report.find("StmtGnlDtls/UpdTp/Cd")
     if update_type is not None and update_type.text == "DELT":
@@ -225,24 +225,38 @@ def parse_semt002(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     check_duplicates(lines, errors)
     statement_as_of = check_as_of(file_as_of, as_of, errors, date_only=date_only)
     errors.raise_if_any()
-    return ParsedStatement(FORMAT, statement_as_of, tuple(lines))
+    return ParsedStatement(FORMAT, statement_as_of, tuple(lines), pagination)
 
 
-def _check_pagination(report: _Node, errors: ErrorCollector) -> None:
+def _check_pagination(report: _Node, errors: ErrorCollector) -> Pagination | None:
+    # Minimal reading for the service's multi-page support (branch issue9-pages); the parsers
+    # branch owns the full treatment of Pgntn.
     pagination = report.child("Pgntn")
     if pagination is None:
-        return
+        return None
     page = pagination.child("PgNb")
     last = pagination.child("LastPgInd")
-    page_no = page.text.lstrip("0") if page is not None else "1"
-    is_last = last is None or last.text in ("true", "1")
-    if page_no != "1" or not is_last:
+    page_text = page.text if page is not None else "1"
+    if not page_text.isdigit() or int(page_text) < 1 or len(page_text) > 5:
+        errors.add(pagination.line, "Pgntn/PgNb", f"{page_text!r} is not a page number")
+        return None
+    last_text = last.text if last is not None else "true"
+    if last_text not in ("true", "false", "1", "0"):
+        errors.add(pagination.line, "Pgntn/LastPgInd", f"{last_text!r} is not true or false")
+        return None
+    stmt_id = report.find("StmtGnlDtls/StmtId")
+    result = Pagination(
+        stmt_id.text if stmt_id is not None and stmt_id.text else None,
+        int(page_text),
+        last_text in ("true", "1"),
+    )
+    if result.statement_id is None and not result.single:
         errors.add(
             pagination.line,
-            "Pgntn",
-            f"this is page {page_no or '0'} of a multi-page statement; send the whole "
-            "statement as a single page (PgNb 1, LastPgInd true)",
+            "StmtGnlDtls/StmtId",
+            "a page of a multi-page statement needs the statement id that joins its pages",
         )
+    return result
 
 
 def _statement_date(report: _Node, errors: ErrorCollector) -> tuple[datetime | None, bool]:
