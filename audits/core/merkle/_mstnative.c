@@ -126,7 +126,7 @@ static uint64_t fingerprint(const unsigned char *p, size_t len, uint64_t seed) {
         len -= 8;
     }
     uint64_t v = 0;
-    memcpy(&v, p, len);
+    if (len) memcpy(&v, p, len);  /* an empty id may sit at the very end of the id buffer */
     return mix64(h ^ v ^ ((uint64_t)len << 56));
 }
 
@@ -292,6 +292,7 @@ typedef struct {
     size_t ids_len, ids_cap;
     uint64_t *id_off;       /* id q is ids[id_off[q], id_off[q + 1]) */
     uint64_t *fp;           /* fingerprint of each id */
+    uint64_t max_id;        /* longest id taken, in UTF-8 bytes: 2**32-1, lower only in tests */
     int finished;
 } Builder;
 
@@ -416,6 +417,8 @@ static PyObject *feed_tuples(Builder *b, PyObject *args) {
         Py_ssize_t idlen;
         const char *idu = PyUnicode_AsUTF8AndSize(id, &idlen);
         if (idu == NULL) { PyErr_Clear(); break; }  /* e.g. lone surrogates: Python names it */
+        /* The hash's length prefix is 32-bit: a longer id is refused, by Python, by name. */
+        if ((uint64_t)idlen > b->max_id) break;
         PyObject **items = PySequence_Fast_ITEMS(bals);
         unsigned char *dst = b->rec + b->n * b->rsize + HASH_LEN;
         int ok = 1;
@@ -489,8 +492,18 @@ static PyObject *feed_records(Builder *b, PyObject *args) {
 
 /* duplicate() -> None | (index, id: bytes)
  *
- * The first repeat in input order: the smallest index whose id already occurred earlier.
- * Fingerprints are sorted so that equal ids end up adjacent; ids are compared in full. */
+ * The first repeat in input order: the smallest index whose id already occurred earlier,
+ * i.e. the smallest second occurrence over all ids. Fingerprints are sorted so that equal
+ * ids end up adjacent; ids are compared in full. A run of equal fingerprints is grouped by
+ * comparing each entry with the run's first one only: the entries equal to it are one id
+ * (its two smallest indexes noted), the others are kept for another pass. Different ids
+ * share a seeded 64-bit fingerprint only by chance, so a run, even of a million copies of
+ * one id, almost always takes one pass: linear, where comparing all pairs was quadratic. */
+static int same_id(const Builder *b, size_t i, size_t j) {
+    size_t li = b->id_off[i + 1] - b->id_off[i], lj = b->id_off[j + 1] - b->id_off[j];
+    return li == lj && (li == 0 || memcmp(b->ids + b->id_off[i], b->ids + b->id_off[j], li) == 0);
+}
+
 static PyObject *duplicate(Builder *b, PyObject *unused) {
     if (check_open(b) < 0) return NULL;
     size_t n = b->n, best = SIZE_MAX;
@@ -504,15 +517,22 @@ static PyObject *duplicate(Builder *b, PyObject *unused) {
     for (size_t s = 0; rc == 0 && s < n;) {
         size_t e = s + 1;
         while (e < n && sorted[e].key == sorted[s].key) e++;
-        for (size_t x = s; x < e; x++) {      /* runs are almost always one or two long */
-            for (size_t y = x + 1; y < e; y++) {
-                size_t i = sorted[x].idx, j = sorted[y].idx;
-                size_t li = b->id_off[i + 1] - b->id_off[i], lj = b->id_off[j + 1] - b->id_off[j];
-                if (li == lj && memcmp(b->ids + b->id_off[i], b->ids + b->id_off[j], li) == 0) {
-                    size_t later = i > j ? i : j;
-                    if (later < best) best = later;
+        size_t m = e;  /* [s, m): entries of the run not yet grouped */
+        while (m - s > 1) {
+            size_t rep = sorted[s].idx, first = rep, second = SIZE_MAX, keep = s;
+            for (size_t x = s + 1; x < m; x++) {
+                size_t j = sorted[x].idx;
+                if (!same_id(b, rep, j)) {
+                    sorted[keep++] = sorted[x];  /* another id: compacted to the front */
+                } else if (j < first) {
+                    second = first;
+                    first = j;
+                } else if (j < second) {
+                    second = j;
                 }
             }
+            if (second < best) best = second;
+            m = keep;
         }
         s = e;
     }
@@ -662,16 +682,18 @@ static PyObject *finish(Builder *b, PyObject *args) {
 
 static PyObject *get_count(Builder *b, void *unused) { return PyLong_FromSize_t(b->n); }
 
-/* Builder(k, seed, key_bits=64): key_bits < 64 only in tests, to make equal sort keys and
- * colliding id fingerprints common (the paths real hashes almost never take). */
+/* Builder(k, seed, key_bits=64, max_id=2**32-1): key_bits < 64 only in tests, to make equal
+ * sort keys and colliding id fingerprints common (the paths real hashes almost never take);
+ * max_id lower only in tests, to reach the id length limit without 4 GiB ids. */
 static int builder_init(Builder *b, PyObject *args, PyObject *kwds) {
     int k, key_bits = 64;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "iK|i", &k, &seed, &key_bits)) return -1;
-    if (k < 1 || k > 4096 || key_bits < 1 || key_bits > 64) {
-        PyErr_SetString(PyExc_ValueError, "Builder: k or key_bits out of range");
+    unsigned long long seed, max_id = UINT32_MAX;
+    if (!PyArg_ParseTuple(args, "iK|iK", &k, &seed, &key_bits, &max_id)) return -1;
+    if (k < 1 || k > 4096 || key_bits < 1 || key_bits > 64 || max_id > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "Builder: k, key_bits or max_id out of range");
         return -1;
     }
+    b->max_id = max_id;
     b->key_mask = key_bits == 64 ? ~(uint64_t)0 : ~(~(uint64_t)0 >> key_bits);
     free_accounts(b);
     b->k = k;
@@ -679,7 +701,9 @@ static int builder_init(Builder *b, PyObject *args, PyObject *kwds) {
     b->seed = seed;
     b->n = b->cap = b->ids_len = b->ids_cap = 0;
     b->finished = 0;
-    if (reserve_accounts(b, 1) < 0) { PyErr_NoMemory(); return -1; }
+    /* The id buffer exists from the start: all ids may be empty, and memcpy/memcmp must
+     * never see a NULL pointer, even for zero bytes. */
+    if (reserve_accounts(b, 1) < 0 || reserve_ids(b, 1) < 0) { PyErr_NoMemory(); return -1; }
     b->id_off[0] = 0;
     return 0;
 }
