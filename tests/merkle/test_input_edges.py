@@ -9,7 +9,7 @@ from array import array
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audits.core.merkle import (
@@ -172,7 +172,7 @@ BAD = st.sampled_from(
 )
 
 
-@fast
+@settings(fast, max_examples=40)  # each example forks workers several times
 @given(
     accounts=st.lists(st.one_of(GOOD, GOOD, GOOD, BAD), min_size=1, max_size=25),
     chunk=st.sampled_from([1, 4, 1000]),

@@ -20,6 +20,7 @@ import json
 import mmap
 import os
 import pickle
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
@@ -109,7 +110,13 @@ def _fork(task: Callable[[], Any]) -> tuple[int, int]:
 
 
 def _join(children: Sequence[tuple[int, int]], error: BaseException | None = None) -> None:
-    """Wait for every child; raise ``error`` if given, else the first child's error."""
+    """Wait for every child; raise ``error`` if given, else the first child's error.
+
+    With ``error`` given the children's work is moot (their shares come later in the
+    stream), so they are stopped rather than waited for: a refused build ends at once.
+    """
+    if error is not None:
+        _stop(children)
     for pid, r in children:
         data = _read_pipe(r)
         _, status = os.waitpid(pid, 0)
@@ -122,6 +129,13 @@ def _join(children: Sequence[tuple[int, int]], error: BaseException | None = Non
             )
     if error is not None:
         raise error
+
+
+def _stop(children: Sequence[tuple[int, int]]) -> None:
+    """SIGKILL our own forked workers. Not yet reaped, so each pid is still theirs (a worker
+    that has exited is a zombie, which takes the signal without error)."""
+    for pid, _ in children:
+        os.kill(pid, signal.SIGKILL)
 
 
 def _write_pipe(fd: int, data: bytes) -> None:
@@ -384,7 +398,8 @@ def _ingest_pipelined(
         if source_error is not None:  # after the accounts before it, as in stream order
             raise source_error
     finally:
-        for pid, r in pending:  # only after an error: reap, the error is already raised
+        _stop(pending)  # only after an error, which is already raised: stop, then reap
+        for pid, r in pending:
             _read_pipe(r)
             os.waitpid(pid, 0)
     return n

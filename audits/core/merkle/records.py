@@ -91,9 +91,7 @@ def truncated(index: int) -> MerkleError:
     return record_error(index, "records", "stream ends inside a record", None)
 
 
-def decode_records(
-    chunks: Iterable[Any], k: int
-) -> Iterator[tuple[str, bytes, Sequence[int]]]:
+def decode_records(chunks: Iterable[Any], k: int) -> Iterator[tuple[str, bytes, Sequence[int]]]:
     """(account_id, nonce, balances) for each record of the stream, in order."""
     fixed = 4 + NONCE_LEN + AMOUNT_LEN * k
     pending: list[bytes] = []  # a partial record, in pieces, joined once it is complete
