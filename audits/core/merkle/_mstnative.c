@@ -498,10 +498,49 @@ static PyObject *feed_records(Builder *b, PyObject *args) {
  * comparing each entry with the run's first one only: the entries equal to it are one id
  * (its two smallest indexes noted), the others are kept for another pass. Different ids
  * share a seeded 64-bit fingerprint only by chance, so a run, even of a million copies of
- * one id, almost always takes one pass: linear, where comparing all pairs was quadratic. */
+ * one id, almost always takes one pass: linear, where comparing all pairs was quadratic.
+ * Should a run still hold several ids after a few passes (many ids colliding: only with
+ * the test hook key_bits), the rest of it is sorted by id instead: O(k log k), never k^2. */
+#define GROUP_PASSES 4
+
 static int same_id(const Builder *b, size_t i, size_t j) {
     size_t li = b->id_off[i + 1] - b->id_off[i], lj = b->id_off[j + 1] - b->id_off[j];
     return li == lj && (li == 0 || memcmp(b->ids + b->id_off[i], b->ids + b->id_off[j], li) == 0);
+}
+
+typedef struct {
+    const unsigned char *p;
+    size_t len, idx;
+} id_ref;
+
+static int cmp_id_bytes(const id_ref *a, const id_ref *b) {
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;
+    return a->len ? memcmp(a->p, b->p, a->len) : 0;
+}
+
+/* By length, then bytes, then index: equal ids end up adjacent, in input order. */
+static int cmp_id_ref(const void *x, const void *y) {
+    const id_ref *a = x, *b = y;
+    int c = cmp_id_bytes(a, b);
+    if (c) return c;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/* The smallest second occurrence among entries a[0..n) by sorting them by id, or SIZE_MAX;
+ * sets *nomem if out of memory. */
+static size_t first_repeat_sorted(const Builder *b, const keyed *a, size_t n, int *nomem) {
+    id_ref *refs = malloc(n * sizeof(id_ref));
+    if (!refs) { *nomem = 1; return SIZE_MAX; }
+    for (size_t x = 0; x < n; x++) {
+        size_t i = a[x].idx;
+        refs[x] = (id_ref){b->ids + b->id_off[i], b->id_off[i + 1] - b->id_off[i], i};
+    }
+    qsort(refs, n, sizeof(id_ref), cmp_id_ref);
+    size_t best = SIZE_MAX;
+    for (size_t x = 1; x < n; x++)  /* a repeat; the smallest one is some id's second */
+        if (refs[x].idx < best && cmp_id_bytes(&refs[x - 1], &refs[x]) == 0) best = refs[x].idx;
+    free(refs);
+    return best;
 }
 
 static PyObject *duplicate(Builder *b, PyObject *unused) {
@@ -510,15 +549,20 @@ static PyObject *duplicate(Builder *b, PyObject *unused) {
     if (n < 2) Py_RETURN_NONE;
     keyed *keys = malloc(n * sizeof(keyed)), *sorted = malloc(n * sizeof(keyed));
     if (!keys || !sorted) { free(keys); free(sorted); return PyErr_NoMemory(); }
-    int rc;
+    int rc, nomem = 0;
     Py_BEGIN_ALLOW_THREADS
     for (size_t q = 0; q < n; q++) keys[q] = (keyed){b->fp[q], (uint32_t)q, 0};
     rc = sort_keyed(keys, sorted, n);
-    for (size_t s = 0; rc == 0 && s < n;) {
+    for (size_t s = 0; rc == 0 && !nomem && s < n;) {
         size_t e = s + 1;
         while (e < n && sorted[e].key == sorted[s].key) e++;
         size_t m = e;  /* [s, m): entries of the run not yet grouped */
-        while (m - s > 1) {
+        for (int pass = 0; m - s > 1; pass++) {
+            if (pass == GROUP_PASSES) {
+                size_t r = first_repeat_sorted(b, sorted + s, m - s, &nomem);
+                if (r < best) best = r;
+                break;
+            }
             size_t rep = sorted[s].idx, first = rep, second = SIZE_MAX, keep = s;
             for (size_t x = s + 1; x < m; x++) {
                 size_t j = sorted[x].idx;
@@ -539,7 +583,7 @@ static PyObject *duplicate(Builder *b, PyObject *unused) {
     Py_END_ALLOW_THREADS
     free(keys);
     free(sorted);
-    if (rc < 0) return PyErr_NoMemory();
+    if (rc < 0 || nomem) return PyErr_NoMemory();
     if (best == SIZE_MAX) Py_RETURN_NONE;
     return Py_BuildValue("(ny#)", (Py_ssize_t)best, (const char *)b->ids + b->id_off[best],
                          (Py_ssize_t)(b->id_off[best + 1] - b->id_off[best]));
