@@ -222,3 +222,17 @@ def test_a_file_name_with_a_newline_stays_on_the_verdict_line(tmp_path):
     out = run(tmp_path / "no\nVALID")
     assert out.returncode == 1
     assert out.stdout.count("\n") == 1 and out.stdout.startswith("INVALID: cannot read proof")
+
+
+def test_a_closed_stdout_is_no_traceback(good_proof):
+    # As in `python -m audits.verify p.json | head -0`: the reader has gone before the write.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "audits.verify", str(good_proof)],
+            stdout=write_end, stderr=subprocess.PIPE, cwd=ROOT, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (out.returncode, out.stderr) == (1, b"")
