@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install tools node-tools check-migrations bench clean lock
+.PHONY: demo test lint typecheck install tools node-tools check-migrations bench asan clean lock
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -49,6 +49,11 @@ bench: install
 	$(VENV)/bin/pip install --quiet --no-deps merkletools==1.0.3
 	$(PY) bench/merkle_bench.py
 	$(PY) bench/statements_bench.py
+
+# The Merkle C accelerator built with AddressSanitizer + UBSan in var/asan, tests/merkle and a
+# bounded fuzz run against it (MERKLE_FUZZ_EXAMPLES, default 1500: about a minute).
+asan: install
+	scripts/merkle-asan.sh
 
 lock: install
 	{ echo "# Exact pins (pip freeze of the resolved set). Regenerate with: make lock"; \

@@ -3,6 +3,7 @@
     .venv/bin/python bench/merkle_bench.py            # 100k and 1M accounts, k=1 and k=4
     .venv/bin/python bench/merkle_bench.py --huge     # also 10M accounts (k=1 only)
     .venv/bin/python bench/merkle_bench.py --sizes 20000 --ks 1   # quick smoke run
+    .venv/bin/python bench/merkle_bench.py --dupes    # 1M copies of one id: time to refuse
 
 Every measurement runs in its own child process so that peak RSS (ru_maxrss) of one case
 never includes another. "build" is timed from the first read of the account stream to the
@@ -34,9 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from audits.core.merkle import (  # noqa: E402
+    MerkleError,
     build_tree,
     build_tree_from_records,
     default_workers,
+    encode_accounts,
     extract_proof,
     native,
     verify_proof,
@@ -177,6 +180,61 @@ def case_records(n: int, k: int) -> dict:
         }
 
 
+def case_dupes(n: int, how: str, account_id: str) -> dict:
+    """Seconds until a build over n accounts that all have ``account_id`` is refused.
+
+    ``how``: ``c-list`` (build_tree, C accelerator, a list of n tuples made beforehand),
+    ``c-records`` (build_tree_from_records, C, the same accounts as a record stream in
+    1 MiB chunks, in memory), ``pure`` (build_tree with the pure-Python builder on the list,
+    all CPUs), ``set-floor`` (bare ``len(set(ids)) != len(ids)`` over the ids, nothing else).
+    """
+    nonces = os.urandom(32 * min(n, 1 << 16))
+    span = len(nonces) // 32
+    accs = [(account_id, nonces[(i % span) * 32 : (i % span + 1) * 32], [i]) for i in range(n)]
+    chunks: list[bytes] = []
+    if how == "c-records":
+        chunks = list(encode_accounts(accs, 1))
+        accs = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        path = Path(tmp) / "tree.bin"
+        t = time.perf_counter()
+        try:
+            if how == "set-floor":
+                ids = [a for a, _, _ in accs]
+                if len(set(ids)) == len(ids):
+                    raise AssertionError("no repeat found")
+                raise MerkleError(account_id, "id", "duplicate account id")
+            if how == "c-records":
+                build_tree_from_records(chunks, 1, SECRET, path)
+            else:
+                workers = {"workers": default_workers()} if how == "pure" else {}
+                build_tree(accs, 1, SECRET, path, **workers)
+        except MerkleError as exc:
+            refused_s = time.perf_counter() - t
+            assert (exc.account, exc.field) == (account_id, "id"), exc
+            assert "duplicate" in str(exc)
+        else:
+            raise AssertionError("the build was not refused")
+        assert not path.exists()
+    return {"refused_s": refused_s, "peak_rss_mb": rss_mb()}
+
+
+def dupes_main() -> None:
+    print(
+        f"# merkle_bench --dupes  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  "
+        f"cpus={len(os.sched_getaffinity(0))}  python {platform.python_version()}"
+    )
+    print(f"{'copies':>10} {'id':>8} {'builder / input':>18} {'refused in s':>12} {'peak RSS':>9}")
+    for account_id in ("acct-000000042", ""):
+        for how in ("c-list", "c-records", "pure", "set-floor"):
+            r = in_child("dupes", "1000000", how, account_id)
+            print(
+                f"{1_000_000:>10} {account_id or '(empty)':>8.8} {how:>18} "
+                f"{r['refused_s']:>12.3f} {r['peak_rss_mb']:>7.0f}MB",
+                flush=True,
+            )
+
+
 def case_raw(n: int, k: int) -> dict:
     """Bare hashlib.sha256 over messages of the sizes the tree hashes, one core."""
     leaves = 1 << (n - 1).bit_length()
@@ -229,6 +287,9 @@ def main() -> None:
     )
     ap.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     ap.add_argument("--ks", type=int, nargs="*", default=[1, 4])
+    ap.add_argument(
+        "--dupes", action="store_true", help="1M accounts with one id: time to refuse them"
+    )
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.pure:
@@ -239,11 +300,16 @@ def main() -> None:
         if kind == "build":
             mode = {"0": False, "1": True}.get(rest[2], rest[2])
             res = case_build(int(rest[0]), int(rest[1]), mode)
+        elif kind == "dupes":
+            res = case_dupes(int(rest[0]), rest[1], rest[2] if len(rest) > 2 else "")
         elif kind == "raw":
             res = case_raw(int(rest[0]), int(rest[1]))
         else:
             res = case_peer(int(rest[0]))
         print(json.dumps(res))
+        return
+    if args.dupes:
+        dupes_main()
         return
     print(
         f"# merkle_bench  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  "

@@ -53,7 +53,7 @@ def test_demo_proof_verifies_offline(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("VALID")
-    assert "12.000000000000000000 AAPLx" in result.stdout
+    assert 'balance:  12.000000000000000000 "AAPLx"' in result.stdout  # codes quoted, escaped
     proof = json.loads(path.read_text())
     proof["leaf"]["balances"][0] = str(int(proof["leaf"]["balances"][0]) - 1)
     path.write_text(json.dumps(proof))

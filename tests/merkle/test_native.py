@@ -43,8 +43,8 @@ def errors(tmp_path, accounts, k) -> tuple[tuple, tuple]:
 
 
 account_id = st.one_of(
-    st.from_regex(r"[a-z0-9@.\-]{1,20}", fullmatch=True),
-    st.text(min_size=1, max_size=30),  # any Unicode the id may hold
+    st.from_regex(r"[a-z0-9@.\-]{0,20}", fullmatch=True),
+    st.text(max_size=30),  # any Unicode the id may hold, and the empty id
     st.text(alphabet="é", min_size=300, max_size=400),  # > 512 UTF-8 bytes: Python path
 )
 balance_seq = st.sampled_from([list, tuple])

@@ -126,7 +126,7 @@ static uint64_t fingerprint(const unsigned char *p, size_t len, uint64_t seed) {
         len -= 8;
     }
     uint64_t v = 0;
-    memcpy(&v, p, len);
+    if (len) memcpy(&v, p, len);  /* an empty id may sit at the very end of the id buffer */
     return mix64(h ^ v ^ ((uint64_t)len << 56));
 }
 
@@ -292,6 +292,7 @@ typedef struct {
     size_t ids_len, ids_cap;
     uint64_t *id_off;       /* id q is ids[id_off[q], id_off[q + 1]) */
     uint64_t *fp;           /* fingerprint of each id */
+    uint64_t max_id;        /* longest id taken, in UTF-8 bytes: 2**32-1, lower only in tests */
     int finished;
 } Builder;
 
@@ -416,6 +417,8 @@ static PyObject *feed_tuples(Builder *b, PyObject *args) {
         Py_ssize_t idlen;
         const char *idu = PyUnicode_AsUTF8AndSize(id, &idlen);
         if (idu == NULL) { PyErr_Clear(); break; }  /* e.g. lone surrogates: Python names it */
+        /* The hash's length prefix is 32-bit: a longer id is refused, by Python, by name. */
+        if ((uint64_t)idlen > b->max_id) break;
         PyObject **items = PySequence_Fast_ITEMS(bals);
         unsigned char *dst = b->rec + b->n * b->rsize + HASH_LEN;
         int ok = 1;
@@ -489,37 +492,98 @@ static PyObject *feed_records(Builder *b, PyObject *args) {
 
 /* duplicate() -> None | (index, id: bytes)
  *
- * The first repeat in input order: the smallest index whose id already occurred earlier.
- * Fingerprints are sorted so that equal ids end up adjacent; ids are compared in full. */
+ * The first repeat in input order: the smallest index whose id already occurred earlier,
+ * i.e. the smallest second occurrence over all ids. Fingerprints are sorted so that equal
+ * ids end up adjacent; ids are compared in full. A run of equal fingerprints is grouped by
+ * comparing each entry with the run's first one only: the entries equal to it are one id
+ * (its two smallest indexes noted), the others are kept for another pass. Different ids
+ * share a seeded 64-bit fingerprint only by chance, so a run, even of a million copies of
+ * one id, almost always takes one pass: linear, where comparing all pairs was quadratic.
+ * Should a run still hold several ids after a few passes (many ids colliding: only with
+ * the test hook key_bits), the rest of it is sorted by id instead: O(k log k), never k^2. */
+#define GROUP_PASSES 4
+
+static int same_id(const Builder *b, size_t i, size_t j) {
+    size_t li = b->id_off[i + 1] - b->id_off[i], lj = b->id_off[j + 1] - b->id_off[j];
+    return li == lj && (li == 0 || memcmp(b->ids + b->id_off[i], b->ids + b->id_off[j], li) == 0);
+}
+
+typedef struct {
+    const unsigned char *p;
+    size_t len, idx;
+} id_ref;
+
+static int cmp_id_bytes(const id_ref *a, const id_ref *b) {
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;
+    return a->len ? memcmp(a->p, b->p, a->len) : 0;
+}
+
+/* By length, then bytes, then index: equal ids end up adjacent, in input order. */
+static int cmp_id_ref(const void *x, const void *y) {
+    const id_ref *a = x, *b = y;
+    int c = cmp_id_bytes(a, b);
+    if (c) return c;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/* The smallest second occurrence among entries a[0..n) by sorting them by id, or SIZE_MAX;
+ * sets *nomem if out of memory. */
+static size_t first_repeat_sorted(const Builder *b, const keyed *a, size_t n, int *nomem) {
+    id_ref *refs = malloc(n * sizeof(id_ref));
+    if (!refs) { *nomem = 1; return SIZE_MAX; }
+    for (size_t x = 0; x < n; x++) {
+        size_t i = a[x].idx;
+        refs[x] = (id_ref){b->ids + b->id_off[i], b->id_off[i + 1] - b->id_off[i], i};
+    }
+    qsort(refs, n, sizeof(id_ref), cmp_id_ref);
+    size_t best = SIZE_MAX;
+    for (size_t x = 1; x < n; x++)  /* a repeat; the smallest one is some id's second */
+        if (refs[x].idx < best && cmp_id_bytes(&refs[x - 1], &refs[x]) == 0) best = refs[x].idx;
+    free(refs);
+    return best;
+}
+
 static PyObject *duplicate(Builder *b, PyObject *unused) {
     if (check_open(b) < 0) return NULL;
     size_t n = b->n, best = SIZE_MAX;
     if (n < 2) Py_RETURN_NONE;
     keyed *keys = malloc(n * sizeof(keyed)), *sorted = malloc(n * sizeof(keyed));
     if (!keys || !sorted) { free(keys); free(sorted); return PyErr_NoMemory(); }
-    int rc;
+    int rc, nomem = 0;
     Py_BEGIN_ALLOW_THREADS
     for (size_t q = 0; q < n; q++) keys[q] = (keyed){b->fp[q], (uint32_t)q, 0};
     rc = sort_keyed(keys, sorted, n);
-    for (size_t s = 0; rc == 0 && s < n;) {
+    for (size_t s = 0; rc == 0 && !nomem && s < n;) {
         size_t e = s + 1;
         while (e < n && sorted[e].key == sorted[s].key) e++;
-        for (size_t x = s; x < e; x++) {      /* runs are almost always one or two long */
-            for (size_t y = x + 1; y < e; y++) {
-                size_t i = sorted[x].idx, j = sorted[y].idx;
-                size_t li = b->id_off[i + 1] - b->id_off[i], lj = b->id_off[j + 1] - b->id_off[j];
-                if (li == lj && memcmp(b->ids + b->id_off[i], b->ids + b->id_off[j], li) == 0) {
-                    size_t later = i > j ? i : j;
-                    if (later < best) best = later;
+        size_t m = e;  /* [s, m): entries of the run not yet grouped */
+        for (int pass = 0; m - s > 1; pass++) {
+            if (pass == GROUP_PASSES) {
+                size_t r = first_repeat_sorted(b, sorted + s, m - s, &nomem);
+                if (r < best) best = r;
+                break;
+            }
+            size_t rep = sorted[s].idx, first = rep, second = SIZE_MAX, keep = s;
+            for (size_t x = s + 1; x < m; x++) {
+                size_t j = sorted[x].idx;
+                if (!same_id(b, rep, j)) {
+                    sorted[keep++] = sorted[x];  /* another id: compacted to the front */
+                } else if (j < first) {
+                    second = first;
+                    first = j;
+                } else if (j < second) {
+                    second = j;
                 }
             }
+            if (second < best) best = second;
+            m = keep;
         }
         s = e;
     }
     Py_END_ALLOW_THREADS
     free(keys);
     free(sorted);
-    if (rc < 0) return PyErr_NoMemory();
+    if (rc < 0 || nomem) return PyErr_NoMemory();
     if (best == SIZE_MAX) Py_RETURN_NONE;
     return Py_BuildValue("(ny#)", (Py_ssize_t)best, (const char *)b->ids + b->id_off[best],
                          (Py_ssize_t)(b->id_off[best + 1] - b->id_off[best]));
@@ -662,16 +726,18 @@ static PyObject *finish(Builder *b, PyObject *args) {
 
 static PyObject *get_count(Builder *b, void *unused) { return PyLong_FromSize_t(b->n); }
 
-/* Builder(k, seed, key_bits=64): key_bits < 64 only in tests, to make equal sort keys and
- * colliding id fingerprints common (the paths real hashes almost never take). */
+/* Builder(k, seed, key_bits=64, max_id=2**32-1): key_bits < 64 only in tests, to make equal
+ * sort keys and colliding id fingerprints common (the paths real hashes almost never take);
+ * max_id lower only in tests, to reach the id length limit without 4 GiB ids. */
 static int builder_init(Builder *b, PyObject *args, PyObject *kwds) {
     int k, key_bits = 64;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "iK|i", &k, &seed, &key_bits)) return -1;
-    if (k < 1 || k > 4096 || key_bits < 1 || key_bits > 64) {
-        PyErr_SetString(PyExc_ValueError, "Builder: k or key_bits out of range");
+    unsigned long long seed, max_id = UINT32_MAX;
+    if (!PyArg_ParseTuple(args, "iK|iK", &k, &seed, &key_bits, &max_id)) return -1;
+    if (k < 1 || k > 4096 || key_bits < 1 || key_bits > 64 || max_id > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "Builder: k, key_bits or max_id out of range");
         return -1;
     }
+    b->max_id = max_id;
     b->key_mask = key_bits == 64 ? ~(uint64_t)0 : ~(~(uint64_t)0 >> key_bits);
     free_accounts(b);
     b->k = k;
@@ -679,7 +745,9 @@ static int builder_init(Builder *b, PyObject *args, PyObject *kwds) {
     b->seed = seed;
     b->n = b->cap = b->ids_len = b->ids_cap = 0;
     b->finished = 0;
-    if (reserve_accounts(b, 1) < 0) { PyErr_NoMemory(); return -1; }
+    /* The id buffer exists from the start: all ids may be empty, and memcpy/memcmp must
+     * never see a NULL pointer, even for zero bytes. */
+    if (reserve_accounts(b, 1) < 0 || reserve_ids(b, 1) < 0) { PyErr_NoMemory(); return -1; }
     b->id_off[0] = 0;
     return 0;
 }

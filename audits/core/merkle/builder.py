@@ -20,10 +20,11 @@ import json
 import mmap
 import os
 import pickle
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
-from itertools import compress, islice, pairwise, repeat
+from itertools import compress, pairwise, repeat
 from operator import add, itemgetter
 from typing import Any, Literal
 
@@ -44,7 +45,7 @@ from .format import (
     checked_account,
     u128,
 )
-from .records import decode_records
+from .records import decode_records, take
 from .treefile import Layout, TreeInfo, pack_header
 
 Account = tuple[str, bytes, Sequence[int]]
@@ -109,7 +110,13 @@ def _fork(task: Callable[[], Any]) -> tuple[int, int]:
 
 
 def _join(children: Sequence[tuple[int, int]], error: BaseException | None = None) -> None:
-    """Wait for every child; raise ``error`` if given, else the first child's error."""
+    """Wait for every child; raise ``error`` if given, else the first child's error.
+
+    With ``error`` given the children's work is moot (their shares come later in the
+    stream), so they are stopped rather than waited for: a refused build ends at once.
+    """
+    if error is not None:
+        _stop(children)
     for pid, r in children:
         data = _read_pipe(r)
         _, status = os.waitpid(pid, 0)
@@ -122,6 +129,13 @@ def _join(children: Sequence[tuple[int, int]], error: BaseException | None = Non
             )
     if error is not None:
         raise error
+
+
+def _stop(children: Sequence[tuple[int, int]]) -> None:
+    """SIGKILL our own forked workers. Not yet reaped, so each pid is still theirs (a worker
+    that has exited is a zombie, which takes the signal without error)."""
+    for pid, _ in children:
+        os.kill(pid, signal.SIGKILL)
 
 
 def _write_pipe(fd: int, data: bytes) -> None:
@@ -187,17 +201,10 @@ def _ingest(chunk: list[Any], k: int, fd: int, offset: int) -> None:
     _pwrite_all(fd, b"".join(out), offset)
 
 
-def _ids_then(chunk: list[Any], seen: set[Any], task: Callable[[], Any]) -> None:
+def _ids_then(chunk: list[Any], k: int, seen: set[Any], task: Callable[[], Any]) -> None:
     """Check the chunk's ids for duplicates, then run this process's share of the ingest."""
-    _check_ids(_ids_of(chunk), seen)
+    _check_ids(chunk, k, seen)
     task()
-
-
-def _ids_of(chunk: list[Any]) -> list[Any]:
-    try:
-        return list(map(itemgetter(0), chunk))
-    except (TypeError, IndexError, KeyError):
-        return []  # a malformed account: _ingest names it
 
 
 def _careful_record(acc: Any, k: int) -> bytes:
@@ -212,19 +219,28 @@ def _pads(secret: bytes, lo: int, hi: int, k: int, fd: int, offset: int) -> None
         _pwrite_all(fd, zeros.join(hashes) + zeros, offset)
 
 
-def _check_ids(ids: list[Any], seen: set[Any]) -> None:
-    """Reject an id repeated within this chunk or seen in an earlier one."""
-    new = set(ids)
-    if len(new) != len(ids):
-        local: set[Any] = set()
-        for i in ids:
-            if i in local:
-                raise MerkleError(str(i), "id", "duplicate account id")
-            local.add(i)
-    if seen and not seen.isdisjoint(new):
-        first = next(i for i in ids if i in seen)
-        raise MerkleError(str(first), "id", "duplicate account id")
-    seen |= new
+def _check_ids(chunk: list[Any], k: int, seen: set[Any]) -> None:
+    """Reject an id repeated within this chunk or seen in an earlier one; add the chunk's ids.
+
+    The common case is one set operation. If it finds a repeat, or cannot run (an account
+    that is not a tuple, an unhashable id), the chunk is walked in order, each account
+    checked in full before its id is looked up: the error is then the first problem in
+    stream order, an account's own fault before its repeat, as the compiled builder reports.
+    """
+    try:
+        ids = list(map(itemgetter(0), chunk))
+        new = set(ids)
+        clean = len(new) == len(ids) and seen.isdisjoint(new)
+    except Exception:  # any malformed account: the walk below names it
+        clean = False
+    if clean:
+        seen |= new
+        return
+    for acc in chunk:
+        account_id = checked_account(acc, k)[0]
+        if account_id in seen:
+            raise MerkleError(account_id, "id", "duplicate account id")
+        seen.add(account_id)
 
 
 def _sort_bucket(src: mmap.mmap, mask: bytes, rsize: int, fd: int, offset: int) -> None:
@@ -323,17 +339,22 @@ def _ingest_split(
     """
     rsize, it, n = HASH_LEN + AMOUNT_LEN * k, iter(accounts), 0
     seen: set[Any] = set()
-    while chunk := list(islice(it, chunk_size)):
-        os.ftruncate(fd, (n + len(chunk)) * rsize)
-        ww = 1 if auto and len(chunk) < _SERIAL_BELOW else w
-        tasks: list[Callable[[], Any]] = [
-            partial(_ingest, chunk[lo:hi], k, fd, (n + lo) * rsize)
-            for lo, hi in pairwise(_ingest_cuts(len(chunk), ww))
-        ]
-        tasks[0] = partial(_ids_then, chunk, seen, tasks[0])
-        _run_parallel(tasks)
-        n += len(chunk)
-    return n
+    while True:
+        chunk, source_error = take(it, chunk_size)
+        if chunk:
+            os.ftruncate(fd, (n + len(chunk)) * rsize)
+            ww = 1 if auto and len(chunk) < _SERIAL_BELOW else w
+            tasks: list[Callable[[], Any]] = [
+                partial(_ingest, chunk[lo:hi], k, fd, (n + lo) * rsize)
+                for lo, hi in pairwise(_ingest_cuts(len(chunk), ww))
+            ]
+            tasks[0] = partial(_ids_then, chunk, k, seen, tasks[0])
+            _run_parallel(tasks)
+            n += len(chunk)
+        if source_error is not None:  # after the accounts before it, as in stream order
+            raise source_error
+        if not chunk:
+            return n
 
 
 def _ingest_pipelined(
@@ -348,11 +369,14 @@ def _ingest_pipelined(
     seen: set[Any] = set()
     pending: list[tuple[int, int]] = []
     try:
-        while chunk := list(islice(it, chunk_size)):
+        while True:
+            chunk, source_error = take(it, chunk_size)
+            if not chunk:
+                break
             os.ftruncate(fd, (n + len(chunk)) * rsize)
             error = None
             try:
-                _check_ids(_ids_of(chunk), seen)
+                _check_ids(chunk, k, seen)
             except MerkleError as exc:
                 error = exc
             children, pending = pending, []
@@ -361,17 +385,21 @@ def _ingest_pipelined(
                 raise error
             if auto and len(chunk) < _SERIAL_BELOW:  # a fork would cost more than it saves
                 _ingest(chunk, k, fd, n * rsize)
-                n += len(chunk)
-                continue
-            pending = [
-                _fork(partial(_ingest, chunk[lo:hi], k, fd, (n + lo) * rsize))
-                for lo, hi in _split(len(chunk), w - 1)
-            ]
+            else:
+                pending = [
+                    _fork(partial(_ingest, chunk[lo:hi], k, fd, (n + lo) * rsize))
+                    for lo, hi in _split(len(chunk), w - 1)
+                ]
             n += len(chunk)
+            if source_error is not None:
+                break
         children, pending = pending, []
         _join(children)
+        if source_error is not None:  # after the accounts before it, as in stream order
+            raise source_error
     finally:
-        for pid, r in pending:  # only after an error: reap, the error is already raised
+        _stop(pending)  # only after an error, which is already raised: stop, then reap
+        for pid, r in pending:
             _read_pipe(r)
             os.waitpid(pid, 0)
     return n
@@ -509,7 +537,7 @@ def build_tree(
 
 
 def build_tree_from_records(
-    chunks: Iterable[bytes | bytearray | memoryview],
+    chunks: Iterable[Any],
     k: int,
     pad_secret: bytes,
     path: str | os.PathLike[str],

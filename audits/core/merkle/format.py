@@ -15,6 +15,7 @@ HASH_LEN = 32
 NONCE_LEN = 32
 AMOUNT_LEN = 16
 AMOUNT_LIMIT = 1 << 128  # amounts and sums must stay below this (u128)
+MAX_ID_BYTES = (1 << 32) - 1  # the account hash prefixes the id with its length as u32be
 
 _sha256 = hashlib.sha256
 
@@ -89,8 +90,8 @@ def check_account(account_id: object, nonce: object, balances: object, k: int) -
         idb = account_id.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise MerkleError(account_id, "id", f"not encodable as UTF-8 ({exc.reason})") from None
-    if len(idb) >= 1 << 32:
-        raise MerkleError(account_id, "id", "longer than 2**32-1 bytes")
+    if len(idb) > MAX_ID_BYTES:
+        raise MerkleError(account_id[:80], "id", "longer than 2**32-1 bytes in UTF-8")
     if not isinstance(nonce, bytes | bytearray | memoryview):
         raise MerkleError(account_id, "nonce", f"must be bytes, got {type(nonce).__name__}")
     if len(bytes(nonce)) != NONCE_LEN:

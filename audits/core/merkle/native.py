@@ -17,11 +17,11 @@ import mmap
 import os
 import time
 from collections.abc import Iterable
-from itertools import islice
 from typing import Any
 
+from . import format as _format
 from .format import AMOUNT_LEN, HASH_LEN, Asset, MerkleError
-from .records import encode_account, record_error, truncated
+from .records import as_bytes, encode_account, record_error, take, truncated
 from .treefile import Layout, TreeInfo, pack_header
 
 try:
@@ -46,8 +46,10 @@ KEY_BITS = 64
 
 def _new_builder(k: int) -> Any:
     assert _c is not None
-    # Seeds the id fingerprints, so nobody can line up colliding ids in advance.
-    return _c.Builder(k, int.from_bytes(os.urandom(8), "big"), KEY_BITS)
+    # Seeds the id fingerprints, so nobody can line up colliding ids in advance. The id
+    # length limit is read at each build (tests lower it to reach it without 4 GiB ids).
+    seed = int.from_bytes(os.urandom(8), "big")
+    return _c.Builder(k, seed, KEY_BITS, _format.MAX_ID_BYTES)
 
 
 def _first_duplicate(builder: Any) -> None:
@@ -76,7 +78,8 @@ def build(
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of new tuples, no cycles: collections would only walk them
     try:
-        while chunk := list(islice(it, chunk_size)):
+        while True:
+            chunk, source_error = take(it, chunk_size)
             start = 0
             while (odd := builder.feed_tuples(chunk, start)) is not None:
                 # A shape C does not take: Python checks it, and feeds it as a record if legal.
@@ -87,6 +90,11 @@ def build(
                     raise
                 builder.feed_records(record)  # one whole record: always taken
                 start = odd + 1
+            if source_error is not None:
+                _first_duplicate(builder)
+                raise source_error
+            if not chunk:
+                break
             del chunk
     finally:
         if gc_was_enabled:
@@ -95,7 +103,7 @@ def build(
 
 
 def build_records(
-    chunks: Iterable[bytes | bytearray | memoryview],
+    chunks: Iterable[Any],
     k: int,
     pad_secret: bytes,
     path: str,
@@ -108,20 +116,24 @@ def build_records(
     """Build the tree file at ``path`` from an account record stream (see records.py)."""
     t0 = time.perf_counter()
     builder = _new_builder(k)
-    pending: list[bytes | bytearray | memoryview] = []  # a partial record, in pieces
+    pending: list[bytes] = []  # a partial record, in pieces
     have, need = 0, 0
-    for chunk in chunks:
+    for number, raw in enumerate(chunks):
+        try:
+            chunk = as_bytes(raw, number)
+        except MerkleError:
+            _first_duplicate(builder)
+            raise
         have += len(chunk)
-        if have < need:  # the record in progress is still incomplete: do not copy it again
-            pending.append(bytes(chunk))  # kept past this step: the caller may reuse its buffer
-            continue
         pending.append(chunk)
+        if have < need:  # the record in progress is still incomplete: do not copy it again
+            continue
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         used, error, need = builder.feed_records(data)
         if error is not None:
             _first_duplicate(builder)
             raise record_error(builder.count, *error)
-        rest = bytes(memoryview(data)[used:])
+        rest = data[used:]
         pending, have = ([rest], len(rest)) if rest else ([], 0)
     if have:
         _first_duplicate(builder)

@@ -13,11 +13,47 @@ does; ``decode_records`` reads it back into tuples for the pure-Python builder.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from .format import AMOUNT_LEN, NONCE_LEN, MerkleError, checked_account, u128
 
 CHUNK_BYTES = 1 << 20  # the size encode_accounts aims its chunks at
+
+T = TypeVar("T")
+
+
+def as_bytes(chunk: object, index: int) -> bytes:
+    """A chunk of the stream as the bytes its buffer holds, whatever the item type.
+
+    Any object with the buffer protocol is taken as raw bytes in C order: an ``array('I')``
+    or a ``memoryview`` of wider items is never sliced or counted by item, which would
+    misread the stream. The copy (none for ``bytes``) also lets the caller reuse or resize
+    its buffer as soon as the next chunk is asked for.
+    """
+    if type(chunk) is bytes:
+        return chunk
+    try:
+        with memoryview(chunk) as view:  # type: ignore[arg-type]
+            return view.tobytes()
+    except TypeError:
+        raise MerkleError(
+            None, "records", f"chunk {index} is {type(chunk).__name__}, not bytes-like"
+        ) from None
+
+
+def take(it: Iterator[T], n: int) -> tuple[list[T], MerkleError | None]:
+    """Up to ``n`` items of ``it``, and the MerkleError it raised after them, if any.
+
+    Both builders report the first problem in stream order, so an error from the source (a
+    bad record in a stream being decoded) must wait until the accounts before it are checked.
+    """
+    out: list[T] = []
+    try:
+        out.extend(islice(it, n))
+    except MerkleError as exc:
+        return out, exc
+    return out, None
 
 
 def encode_account(acc: Any, k: int) -> bytes:
@@ -55,15 +91,14 @@ def truncated(index: int) -> MerkleError:
     return record_error(index, "records", "stream ends inside a record", None)
 
 
-def decode_records(
-    chunks: Iterable[bytes | bytearray | memoryview], k: int
-) -> Iterator[tuple[str, bytes, Sequence[int]]]:
+def decode_records(chunks: Iterable[Any], k: int) -> Iterator[tuple[str, bytes, Sequence[int]]]:
     """(account_id, nonce, balances) for each record of the stream, in order."""
     fixed = 4 + NONCE_LEN + AMOUNT_LEN * k
     pending: list[bytes] = []  # a partial record, in pieces, joined once it is complete
     have, need, index = 0, 0, 0
-    for chunk in chunks:
-        pending.append(bytes(chunk))
+    for number, raw in enumerate(chunks):
+        chunk = as_bytes(raw, number)
+        pending.append(chunk)
         have += len(chunk)
         if have < need:
             continue
