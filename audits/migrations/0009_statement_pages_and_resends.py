@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audits', '0006_statement_signature_header'),
+        ('audits', '0008_supply_reading_last_confirmed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -16,6 +16,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("audits", "0007_statement_pages_and_resends")]
+    dependencies = [("audits", "0009_statement_pages_and_resends")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
