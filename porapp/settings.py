@@ -128,6 +128,9 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# A statement whose checks hit an unexpected error this many times becomes `failed` (final
+# until an admin retries it), so a poison upload is not retried for ever.
+STATEMENT_MAX_CHECK_ATTEMPTS = env_int("STATEMENT_MAX_CHECK_ATTEMPTS", 3)
 
 # --- REST API conventions shared by every endpoint.
 REST_FRAMEWORK = {
