@@ -622,12 +622,17 @@ def parse_upload_as_of(text: str) -> datetime:
     return parsed
 
 
-def upload_as_of_problem(fmt: str, as_of: datetime | None) -> str | None:
-    """What is wrong with the as-of given with an upload, checked before anything is stored."""
-    if as_of is None:
+def clean_form_as_of(fmt: str, text: str) -> datetime | None:
+    """The as-of typed in an upload form, checked before anything is stored; ValueError if wrong.
+
+    Form fields are not the file's content: a bad one is a form error, not a stored upload
+    rejected afterwards. Missing is fine for JSON and semt.002 (the file carries its date).
+    """
+    if not text.strip():
         if fmt == "csv":
-            return "A CSV statement needs its as-of date and time (the file does not carry it)."
+            raise ValueError("a CSV statement needs its as-of (the file does not carry it)")
         return None
+    as_of = parse_upload_as_of(text)
     if as_of > timezone.now():
-        return f"{as_of.isoformat()} is in the future."
-    return None
+        raise ValueError(f"{as_of.isoformat()} is in the future")
+    return as_of

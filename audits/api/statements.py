@@ -16,6 +16,7 @@ from audits import statements
 from audits.api.problems import problem_response
 from audits.choices import StatementFormat, StatementStatus
 from audits.core.custodian_signatures import SIGNATURE_HEADER
+from audits.core.statement_formats import SETTLED
 from audits.downloads import raw_download
 from audits.models import Custodian, CustodianStatement, StatementLine
 from audits.permissions import IsCustodianOrAdmin, custodian_of, is_admin, visible_to
@@ -33,15 +34,37 @@ class StatementSerializer(serializers.ModelSerializer):
     )
     raw_url = serializers.HyperlinkedIdentityField(view_name="statement-raw")
     lines_url = serializers.HyperlinkedIdentityField(view_name="statement-lines")
+    counts_as_reserves_for = serializers.SerializerMethodField(
+        help_text="ISINs for which this is, now, the statement that counts as reserves of its "
+        "custodian (the latest accepted statement listing the ISIN, as-of not in the future)."
+    )
 
     class Meta:
         model = CustodianStatement
         fields = [
             "id", "custodian", "as_of", "received_at", "format", "status", "source",
             "signature_status", "signature_key", "sha256", "size", "line_count", "error_report",
-            "superseded_by", "raw_url", "lines_url",
+            "superseded_by", "counts_as_reserves_for", "check_attempts", "check_error",
+            "raw_url", "lines_url",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_counts_as_reserves_for(self, statement: CustodianStatement) -> list[str]:
+        if not hasattr(statement, "counts_for"):
+            statements.mark_counting([statement])
+        return [asset.isin for asset in statement.counts_for]
+
+
+class OffsetDateTimeField(serializers.DateTimeField):
+    """A date-time that must carry its UTC offset; none is refused, not taken as UTC."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                return statements.parse_upload_as_of(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        return super().to_internal_value(value)
 
 
 class StatementUploadSerializer(serializers.Serializer):
@@ -50,7 +73,7 @@ class StatementUploadSerializer(serializers.Serializer):
         allow_empty_file=True, help_text="The statement file, as produced."
     )
     format = serializers.ChoiceField(choices=StatementFormat.choices)
-    as_of = serializers.DateTimeField(
+    as_of = OffsetDateTimeField(
         required=False,
         help_text="Statement as-of (ISO 8601 with offset). Required for CSV; JSON and "
         "semt.002 carry their own, which this must match if given.",
@@ -75,7 +98,8 @@ class StatementLineSerializer(serializers.ModelSerializer):
                   "counts_as_reserve", "statement_source"]  # fmt: skip
 
     def get_counts_as_reserve(self, line: StatementLine) -> bool:
-        return line.balance_type == "settled"
+        """Settled, and its statement is the one that counts for this asset now."""
+        return line.balance_type == SETTLED and line.asset_id in self.context["counting_assets"]
 
 
 @extend_schema(tags=["statements"])
@@ -92,6 +116,12 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         ).defer("raw__content")
         return visible_to(self.request.user, queryset)
 
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        if page is not None and queryset.model is CustodianStatement:
+            statements.mark_counting(page)
+        return page
+
     @extend_schema(
         request=StatementUploadSerializer,
         parameters=[
@@ -105,6 +135,11 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         responses={
             201: StatementSerializer,
             200: OpenApiResponse(StatementSerializer, "The same bytes were uploaded before."),
+            202: OpenApiResponse(
+                StatementSerializer,
+                "Stored, but checking it hit an internal error (`check_error`): status "
+                "`received`, retried automatically, or `failed` after the last attempt.",
+            ),
             413: OpenApiResponse(description="File over the size limit (problem+json)."),
             422: OpenApiResponse(description="Rejected; stored with its error report."),
         },
@@ -150,7 +185,12 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 errors=statement.rejection_report,
                 statement=body,
             )
-        code = status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK
+        if not submission.created:
+            code = status.HTTP_200_OK
+        elif statement.status in (StatementStatus.RECEIVED, StatementStatus.FAILED):
+            code = status.HTTP_202_ACCEPTED  # stored, not decided: never a 500 for the uploader
+        else:
+            code = status.HTTP_201_CREATED
         return Response(body, status=code)
 
     def _target_custodian(self, request: Request, named: Custodian | None) -> Custodian | None:
@@ -186,4 +226,12 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         statement = get_object_or_404(self.get_queryset(), pk=pk)
         queryset = statement.lines.select_related("asset", "statement").order_by("line_no", "id")
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(StatementLineSerializer(page, many=True).data)
+        counting = {
+            asset_id
+            for (_, asset_id), pk in statements.counting_statements([statement.custodian_id]).items()
+            if pk == statement.pk
+        }
+        serializer = StatementLineSerializer(
+            page, many=True, context={"counting_assets": counting}
+        )
+        return self.get_paginated_response(serializer.data)

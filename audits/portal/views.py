@@ -12,6 +12,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audits import statements, tokens
+from audits.choices import StatementStatus
+from audits.core.statement_formats import SETTLED
 from audits.downloads import raw_download
 from audits.models import ApiToken, CustodianStatement
 from audits.permissions import custodian_of, get_visible_or_404, visible_to
@@ -49,13 +51,24 @@ def statement_list(request, custodian):
         statement = submission.statement
         if not submission.created:
             messages.info(request, f"These exact bytes were already uploaded as #{statement.pk}.")
-        elif statement.status == "accepted":
+        elif statement.status == StatementStatus.ACCEPTED:
             messages.success(request, f"Statement #{statement.pk} accepted.")
-        else:
+        elif statement.status == StatementStatus.REJECTED:
             messages.error(request, f"Statement #{statement.pk} was stored and rejected.")
+        else:
+            messages.warning(
+                request,
+                f"Statement #{statement.pk} was stored, but checking it hit an internal error; "
+                + (
+                    "it will be checked again automatically."
+                    if statement.status == StatementStatus.RECEIVED
+                    else "an administrator will look at it."
+                ),
+            )
         return redirect("portal:statement", pk=statement.pk)
     queryset = visible_to(request.user, CustodianStatement.objects.defer("raw__content"))
     page = Paginator(queryset.select_related("raw"), 25).get_page(request.GET.get("page"))
+    statements.mark_counting(page.object_list)
     return render(
         request,
         "portal/statement_list.html",
@@ -69,14 +82,20 @@ def statement_detail(request, custodian, pk: int):
     statement = get_visible_or_404(
         request.user, CustodianStatement.objects.select_related("raw", "signature_key"), pk=pk
     )
+    statements.mark_counting([statement])
+    counting = {asset.code for asset in statement.counts_for}
+    summary = [
+        {
+            **row,
+            "quantity": statements.plain_decimal(row["quantity"]),
+            "counts": row["balance_type"] == SETTLED and row["asset__code"] in counting,
+        }
+        for row in statements.holdings_summary(statement)
+    ]
     return render(
         request,
         "portal/statement_detail.html",
-        {
-            "custodian": custodian,
-            "statement": statement,
-            "summary": statements.holdings_summary(statement),
-        },
+        {"custodian": custodian, "statement": statement, "summary": summary},
     )
 
 
