@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -435,6 +435,10 @@ def raw_file(statement: CustodianStatement) -> RawFile:
     )
 
 
+# A sum of a billion 38-digit quantities still fits.
+_SUM_DIGITS = 60
+
+
 def holdings_summary(statement: CustodianStatement) -> list[dict]:
     """Per asset and balance type: the total quantity (exact) and how many lines it came from."""
     from django.db.models import Count, Sum
@@ -447,13 +451,15 @@ def holdings_summary(statement: CustodianStatement) -> list[dict]:
                 "asset__code", "balance_type"
             )
         )
-    # SQLite holds quantities as text (see ExactDecimalField): add them up in Decimal.
+    # SQLite holds quantities as text (see ExactDecimalField): add them up in Decimal, with
+    # room for every digit (the default context keeps 28 and would round).
+    exact = Context(prec=_SUM_DIGITS, traps=[Inexact, InvalidOperation])
     totals: dict[tuple[str, str], list] = {}
     for code, balance_type, quantity in lines.values_list(
         "asset__code", "balance_type", "quantity"
     ).order_by():
         row = totals.setdefault((code, balance_type), [Decimal(0), 0])
-        row[0] += quantity
+        row[0] = exact.add(row[0], quantity)
         row[1] += 1
     return [
         {"asset__code": code, "balance_type": balance_type, "quantity": total, "lines": count}

@@ -8,6 +8,10 @@ from typing import Any
 from django.db import models
 
 
+# Extra digits a sum read through the field may have (a billion billion values).
+_SUM_ROOM = 20
+
+
 class ExactDecimalField(models.DecimalField):
     """A DecimalField that keeps every digit on every database, or refuses the value.
 
@@ -36,9 +40,11 @@ class ExactDecimalField(models.DecimalField):
         return f"numeric({self.max_digits}, {self.decimal_places})"
 
     def _quantized(self, value: Decimal, *, exact: bool = False) -> Decimal:
-        # Exact (writing): no rounding and at most max_digits digits, else InvalidOperation or
-        # Inexact is raised. Reading: the stored value always fits.
-        context = Context(prec=(self.max_digits or 28) + (0 if exact else 1))
+        # Writing: no rounding and at most max_digits digits, else InvalidOperation or Inexact
+        # is raised. Reading: a stored value always fits, and a SUM over the column (output
+        # through this field) may have more integer digits than one value: leave room.
+        digits = self.max_digits or 28
+        context = Context(prec=digits if exact else digits + _SUM_ROOM)
         if exact:
             context.traps[Inexact] = True
         return value.quantize(Decimal(1).scaleb(-(self.decimal_places or 0)), context=context)
