@@ -130,7 +130,7 @@ def process_statement(
         return False
     try:
         return _check_and_decide(statement, raw, signature_header)
-    except Exception as exc:  # noqa: BLE001 - whatever went wrong is recorded, never left stuck
+    except Exception as exc:  # whatever went wrong is recorded, never left stuck
         return _record_failure(statement, exc)
 
 
@@ -491,9 +491,7 @@ def counting_statements(
     lines = StatementLine.objects.filter(
         statement__status=StatementStatus.ACCEPTED, statement__as_of__lte=now
     )
-    statements = CustodianStatement.objects.filter(
-        status=StatementStatus.ACCEPTED, as_of__lte=now
-    )
+    statements = CustodianStatement.objects.filter(status=StatementStatus.ACCEPTED, as_of__lte=now)
     if custodian_ids is not None:
         ids = list(custodian_ids)
         lines = lines.filter(statement__custodian_id__in=ids)

@@ -226,12 +226,7 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         statement = get_object_or_404(self.get_queryset(), pk=pk)
         queryset = statement.lines.select_related("asset", "statement").order_by("line_no", "id")
         page = self.paginate_queryset(queryset)
-        counting = {
-            asset_id
-            for (_, asset_id), pk in statements.counting_statements([statement.custodian_id]).items()
-            if pk == statement.pk
-        }
-        serializer = StatementLineSerializer(
-            page, many=True, context={"counting_assets": counting}
-        )
+        now_counting = statements.counting_statements([statement.custodian_id])
+        counting = {asset_id for (_, asset_id), pk in now_counting.items() if pk == statement.pk}
+        serializer = StatementLineSerializer(page, many=True, context={"counting_assets": counting})
         return self.get_paginated_response(serializer.data)

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.db import models
 
-
 # Extra digits a sum read through the field may have (a billion billion values).
 _SUM_ROOM = 20
 

@@ -21,9 +21,7 @@ from tests.celery_worker import wait_for
 from tests.statements.conftest import SAMPLES, upload
 
 DEPTH = 100_000
-DEEP_JSON = (
-    b'{"as_of": "2026-11-20T21:00:00Z", "holdings": ' + b"[" * DEPTH + b"]" * DEPTH + b"}"
-)
+DEEP_JSON = b'{"as_of": "2026-11-20T21:00:00Z", "holdings": ' + b"[" * DEPTH + b"]" * DEPTH + b"}"
 
 
 def deep_semt002() -> bytes:
@@ -166,6 +164,7 @@ def test_the_worker_gives_up_on_a_poison_upload(celery_worker_process, owner, cu
     statement = statements.submit_statement(
         custodian=custodian_a, user=owner, raw=DEEP_JSON, fmt="json"
     ).statement
+    pk = statement.pk
     for attempt in range(2, 4):
         if statement.status in FINAL:
             break
@@ -173,13 +172,12 @@ def test_the_worker_gives_up_on_a_poison_upload(celery_worker_process, owner, cu
         resume_stalled_statements.delay()
         statement = wait_for(
             lambda a=attempt: CustodianStatement.objects.filter(
-                pk=statement.pk, check_attempts__gte=a
+                pk=pk, check_attempts__gte=a
             ).first(),
             timeout=60,
         )
     statement = wait_for(
-        lambda: CustodianStatement.objects.filter(pk=statement.pk, status__in=FINAL).first(),
-        timeout=60,
+        lambda: CustodianStatement.objects.filter(pk=pk, status__in=FINAL).first(), timeout=60
     )
     assert statement.check_attempts <= 3
     assert statement.status in FINAL
