@@ -550,25 +550,26 @@ def _reject_by_admin(statement_id: int, by, reason: str) -> int | None:
     locked = CustodianStatement.objects.select_for_update().get(pk=statement_id)
     if locked.status == StatementStatus.REJECTED:
         return None
-    # Of the statements it superseded, at most one is still `superseded` (the others were
-    # rejected): it is the one that counted before this one for the same as-of.
-    previous = CustodianStatement.objects.select_for_update().filter(
-        superseded_by=locked, status=StatementStatus.SUPERSEDED
-    )
-    restored = None
-    if locked.status == StatementStatus.ACCEPTED:
-        restored = previous.values_list("pk", flat=True).first()
-        previous.update(status=StatementStatus.ACCEPTED, superseded_by=None)
-    elif locked.status == StatementStatus.SUPERSEDED:
-        # Keep the chain whole: what this one superseded is now superseded by its successor.
-        previous.update(superseded_by=locked.superseded_by)
+    was = locked.status
     locked.status = StatementStatus.REJECTED
     locked.rejected_by = by
     locked.rejection_report = [
         *locked.rejection_report,
         {"line": None, "field": None, "message": f"Rejected by {by}: {reason}"},
     ]
-    locked.save()
+    locked.save()  # first: at most one accepted statement per custodian and as-of
+    # Of the statements it superseded, at most one is still `superseded` (the others were
+    # rejected): it is the one that counted before this one for the same as-of.
+    previous = CustodianStatement.objects.select_for_update().filter(
+        superseded_by=locked, status=StatementStatus.SUPERSEDED
+    )
+    restored = None
+    if was == StatementStatus.ACCEPTED:
+        restored = previous.values_list("pk", flat=True).first()
+        previous.update(status=StatementStatus.ACCEPTED, superseded_by=None)
+    elif was == StatementStatus.SUPERSEDED:
+        # Keep the chain whole: what this one superseded is now superseded by its successor.
+        previous.update(superseded_by=locked.superseded_by)
     return restored
 
 
