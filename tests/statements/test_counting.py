@@ -47,7 +47,7 @@ def counting(custodian) -> dict[str, int]:
 
 
 def test_the_latest_accepted_statement_counts_per_isin(history, custodian_a):
-    s1, s2, s3 = history
+    s1, _s2, s3 = history
     assert counting(custodian_a) == {AAPL: s3.pk, MSFT: s1.pk}
     # As of a moment before T2, the T1 statement counted for both.
     earlier = statements.counting_statements([custodian_a.pk], now=T1 + timedelta(hours=1))
@@ -109,9 +109,7 @@ def test_the_api_marks_what_counts(owner_api, history):
     listed = {s["id"]: s["counts_as_reserves_for"] for s in owner_api.get(
         "/api/v1/statements/").json()["results"]}  # fmt: skip
     assert listed == {s1.pk: [MSFT], s2.pk: [], s3.pk: [AAPL]}
-    assert owner_api.get(f"/api/v1/statements/{s1.pk}/").json()["counts_as_reserves_for"] == [
-        MSFT
-    ]
+    assert owner_api.get(f"/api/v1/statements/{s1.pk}/").json()["counts_as_reserves_for"] == [MSFT]
     lines = owner_api.get(f"/api/v1/statements/{s1.pk}/lines/").json()["results"]
     assert {x["isin"]: x["counts_as_reserve"] for x in lines} == {AAPL: False, MSFT: True}
 
@@ -128,12 +126,15 @@ def test_the_portal_marks_what_counts(client, owner, history):
     assert "badge counts" not in row_of(page, f"/portal/statements/{s2.pk}/")
     assert '<span class="badge counts">AAPLx</span>' in row_of(page, f"/portal/statements/{s3.pk}/")
     detail = client.get(f"/portal/statements/{s1.pk}/").content.decode()
-    assert "<td>AAPLx</td><td>settled</td><td class=\"num\">1000</td>" in detail
-    assert '<td>MSFTx</td><td>settled</td><td class="num">50</td><td class="num">1</td><td><span class="badge counts">counts</span>' in detail  # noqa: E501
+    assert '<td>AAPLx</td><td>settled</td><td class="num">1000</td>' in detail
+    assert (
+        '<td>MSFTx</td><td>settled</td><td class="num">50</td><td class="num">1</td><td><span class="badge counts">counts</span>'
+        in detail
+    )  # noqa: E501
 
 
 def test_the_admin_marks_what_counts_with_plain_quantities(client, admin_user, history):
-    s1, s2, s3 = history
+    s1, s2, _s3 = history
     client.force_login(admin_user)
     page = client.get("/admin/audits/custodianstatement/").content.decode()
     assert "<strong>MSFTx</strong>" in row_of(page, f"/admin/audits/custodianstatement/{s1.pk}/")
