@@ -128,9 +128,9 @@ def test_the_portal_marks_what_counts(client, owner, history):
     detail = client.get(f"/portal/statements/{s1.pk}/").content.decode()
     assert '<td>AAPLx</td><td>settled</td><td class="num">1000</td>' in detail
     assert (
-        '<td>MSFTx</td><td>settled</td><td class="num">50</td><td class="num">1</td><td><span class="badge counts">counts</span>'
-        in detail
-    )  # noqa: E501
+        '<td>MSFTx</td><td>settled</td><td class="num">50</td><td class="num">1</td>'
+        '<td><span class="badge counts">counts</span>'
+    ) in detail
 
 
 def test_the_admin_marks_what_counts_with_plain_quantities(client, admin_user, history):
