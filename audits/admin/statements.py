@@ -244,7 +244,8 @@ class StatementLineAdmin(admin.ModelAdmin):
     search_fields = ["isin", "account", "=statement__id"]
     list_select_related = ["statement__custodian", "asset"]
     fields = ["statement", "line_no", "isin", "asset", "plain_quantity", "account", "balance_type"]
-    readonly_fields = fields
+    readonly_fields = ["statement", "line_no", "isin", "asset", "plain_quantity", "account",
+                       "balance_type"]  # fmt: skip
 
     # Not sortable: on SQLite quantities are text (see ExactDecimalField).
     @admin.display(description="quantity")

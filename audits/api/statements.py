@@ -185,6 +185,7 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 errors=statement.rejection_report,
                 statement=body,
             )
+        code: int
         if not submission.created:
             code = status.HTTP_200_OK
         elif statement.status in (StatementStatus.RECEIVED, StatementStatus.FAILED):

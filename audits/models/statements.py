@@ -118,6 +118,9 @@ class CustodianStatement(models.Model):
     # The last unexpected error while checking: exception type and message, for admins.
     check_error = models.TextField(blank=True, default="", editable=False)
 
+    # Not stored: the assets it counts as reserves for now, set by statements.mark_counting.
+    counts_for: list[Asset]
+
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [
