@@ -7,6 +7,7 @@ recorded and counted until `failed`), the statement must reach a final state in 
 number of attempts and the uploader must get an answer, not a 500.
 """
 
+import sys
 from datetime import timedelta
 
 import pytest
@@ -32,6 +33,23 @@ def deep_semt002() -> bytes:
 
 
 HOSTILE = {"json": DEEP_JSON, "semt002": deep_semt002()}
+
+
+@pytest.fixture(autouse=True)
+def python_default_recursion_limit():
+    """Run at Python's default recursion limit (1000), as the web and worker processes do.
+
+    Importing web3 (the chain tests do) imports py_ecc, which raises the limit of the whole
+    process to 100,000; with that, the C JSON decoder recurses 100,000 deep and overflows the
+    C stack: a segfault, not an exception, which no service code can catch (the attempt counted
+    before the check still bounds the retries). The parsers' own depth limit removes it.
+    """
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    yield
+    sys.setrecursionlimit(limit)
+
+
 FINAL = {StatementStatus.REJECTED, StatementStatus.FAILED}
 
 
