@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from audits import statements, tokens
 from audits.choices import StatementFormat, StatementStatus
 from audits.core import custodian_signatures
-from audits.core.statement_formats import SETTLED
+from audits.core.statement_formats import RESERVE_BALANCE_TYPES
 from audits.downloads import raw_download
 from audits.models import ApiToken, Custodian, CustodianKey, CustodianStatement, StatementLine
 
@@ -136,7 +136,8 @@ class CustodianStatementAdmin(admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             ((r["asset__code"], r["balance_type"], statements.plain_decimal(r["quantity"]),
               r["lines"],
-              "yes" if r["balance_type"] == SETTLED and r["asset__code"] in counting else "no")
+              "yes" if r["balance_type"] in RESERVE_BALANCE_TYPES and r["asset__code"] in counting
+              else "no")
              for r in summary),
         )  # fmt: skip
         lines_url = (

@@ -16,7 +16,7 @@ from audits import statements
 from audits.api.problems import problem_response
 from audits.choices import StatementFormat, StatementStatus
 from audits.core.custodian_signatures import SIGNATURE_HEADER
-from audits.core.statement_formats import SETTLED
+from audits.core.statement_formats import RESERVE_BALANCE_TYPES
 from audits.downloads import raw_download
 from audits.models import Custodian, CustodianStatement, StatementLine
 from audits.permissions import IsCustodianOrAdmin, custodian_of, is_admin, visible_to
@@ -99,7 +99,8 @@ class StatementLineSerializer(serializers.ModelSerializer):
 
     def get_counts_as_reserve(self, line: StatementLine) -> bool:
         """Settled, and its statement is the one that counts for this asset now."""
-        return line.balance_type == SETTLED and line.asset_id in self.context["counting_assets"]
+        counting = self.context["counting_assets"]
+        return line.balance_type in RESERVE_BALANCE_TYPES and line.asset_id in counting
 
 
 @extend_schema(tags=["statements"])

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from audits import statements, tokens
 from audits.choices import StatementStatus
-from audits.core.statement_formats import SETTLED
+from audits.core.statement_formats import RESERVE_BALANCE_TYPES
 from audits.downloads import raw_download
 from audits.models import ApiToken, CustodianStatement
 from audits.permissions import custodian_of, get_visible_or_404, visible_to
@@ -88,7 +88,9 @@ def statement_detail(request, custodian, pk: int):
         {
             **row,
             "quantity": statements.plain_decimal(row["quantity"]),
-            "counts": row["balance_type"] == SETTLED and row["asset__code"] in counting,
+            "counts": (
+                row["balance_type"] in RESERVE_BALANCE_TYPES and row["asset__code"] in counting
+            ),
         }
         for row in statements.holdings_summary(statement)
     ]
