@@ -24,6 +24,9 @@ class StatementStatus(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     REJECTED = "rejected", "Rejected"
     SUPERSEDED = "superseded", "Superseded"
+    # Checking hit an unexpected internal error STATEMENT_MAX_CHECK_ATTEMPTS times: final until
+    # an admin retries it. Never counts as reserves.
+    FAILED = "failed", "Failed (internal error)"
 
 
 class StatementSource(models.TextChoices):

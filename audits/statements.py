@@ -5,6 +5,10 @@ keeps its bytes and its error report. Nothing is half-applied: lines, status and
 change in one transaction, and only while the statement is still ``received``, so an upload
 interrupted mid-check (a killed worker, a restart) is finished later by
 ``resume_statement`` (run by a periodic task, or an admin) exactly once.
+
+Nothing is stuck either: an unexpected error while checking is recorded on the statement and
+counted; after ``STATEMENT_MAX_CHECK_ATTEMPTS`` attempts the statement is ``failed`` (final until
+an admin retries it), so a poison upload cannot be picked up for ever.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Context, Decimal, Inexact, InvalidOperation
 
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, Max, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from audits.choices import SignatureStatus, StatementSource, StatementStatus
 from audits.core import custodian_signatures as sigs
@@ -263,9 +269,34 @@ def process_statement(
 ) -> bool:
     """Verify, parse and validate a stored upload, then accept or reject it atomically.
 
+    Any other failure while doing so (a bug, a parser's RecursionError, a database error) is
+    recorded on the statement instead of propagating: it stays ``received`` to be retried by
+    ``resume_stalled_statements``, or becomes ``failed`` once it has had its attempts.
+
     Returns False, changing nothing, if the statement was no longer ``received`` when the
     outcome was to be written (another process finished it first).
     """
+    return _attempt(statement, lambda: _check_and_decide(statement, raw, signature_header))
+
+
+def assemble_statement(statement: CustodianStatement) -> bool:
+    """Check a statement whose pages have all arrived, as one attempt (see process_statement)."""
+    return _attempt(statement, lambda: _assemble(statement))
+
+
+def _attempt(statement: CustodianStatement, check: Callable[[], bool]) -> bool:
+    """Run one counted checking attempt; an unexpected error is recorded, never left stuck."""
+    if not _count_attempt(statement):
+        return False
+    try:
+        return check()
+    except Exception as exc:  # whatever went wrong is recorded, never left stuck
+        return _record_failure(statement, exc)
+
+
+def _check_and_decide(
+    statement: CustodianStatement, raw: bytes, signature_header: str | None
+) -> bool:
     errors: list[LineError] = []
     errors += _check_signature(statement, raw, signature_header)
     parsed: ParsedStatement | None = None
@@ -295,13 +326,60 @@ def process_statement(
     return _accept(statement, parsed, assets)
 
 
+def _count_attempt(statement: CustodianStatement) -> bool:
+    """Count one checking attempt, committed before it starts; False if no longer received.
+
+    Committed first so that an attempt that never returns (the process killed, out of memory)
+    still counts towards the limit.
+    """
+    counted = CustodianStatement.objects.filter(
+        pk=statement.pk, status=StatementStatus.RECEIVED
+    ).update(check_attempts=F("check_attempts") + 1)
+    if counted:
+        statement.check_attempts = CustodianStatement.objects.values_list(
+            "check_attempts", flat=True
+        ).get(pk=statement.pk)
+    return counted == 1
+
+
+# Long enough for any exception message worth reading; the whole report stays small.
+_ERROR_CHARS = 500
+
+
+def _record_failure(statement: CustodianStatement, exc: BaseException) -> bool:
+    """Record an unexpected error; the statement becomes `failed` after its last attempt."""
+    message = " ".join(str(exc).split())[:_ERROR_CHARS]
+    error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    limit = settings.STATEMENT_MAX_CHECK_ATTEMPTS
+    final = statement.check_attempts >= limit
+    # The traceback says where; the statement's bytes (the custodian's data) are not logged.
+    logger.error(
+        "statement check failed",
+        exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"statement": statement.pk, "attempt": statement.check_attempts, "final": final},
+    )
+    with transaction.atomic():
+        recorded = CustodianStatement.objects.filter(
+            pk=statement.pk, status=StatementStatus.RECEIVED
+        ).update(
+            check_error=error,
+            status=StatementStatus.FAILED if final else StatementStatus.RECEIVED,
+        )
+    # Forget what the interrupted check set in memory (signature outcome, source).
+    statement.refresh_from_db()
+    return recorded == 1
+
+
 # An upload is processed in the request that sent it, in seconds; one still `received` after
 # this long was interrupted.
 STALLED_AFTER = timedelta(minutes=10)
 
 
 def stalled_statements(now: datetime | None = None) -> list[int]:
-    """Ids of statements still `received` longer than STALLED_AFTER, oldest first."""
+    """Ids of statements still `received` longer than STALLED_AFTER, oldest first.
+
+    `failed` statements are not among them: they have had their attempts.
+    """
     cutoff = (now or timezone.now()) - STALLED_AFTER
     return list(
         CustodianStatement.objects.filter(status=StatementStatus.RECEIVED, received_at__lt=cutoff)
@@ -313,20 +391,44 @@ def stalled_statements(now: datetime | None = None) -> list[int]:
 def resume_statement(statement_id: int) -> CustodianStatement:
     """Finish checking a statement left `received`, from its stored bytes and signature header.
 
-    Safe to repeat and to run beside another attempt: a statement already accepted or rejected
-    is returned unchanged.
+    Safe to repeat and to run beside another attempt: a statement already accepted, rejected
+    or failed is returned unchanged. One that has used up its attempts without an outcome (each
+    attempt killed its process) becomes `failed` without another try.
     """
     statement = CustodianStatement.objects.select_related("raw", "custodian").get(pk=statement_id)
-    if statement.status == StatementStatus.RECEIVED:
+    if statement.status != StatementStatus.RECEIVED:
+        return statement
+    if statement.check_attempts >= settings.STATEMENT_MAX_CHECK_ATTEMPTS:
+        _give_up(statement)
+    else:
         logger.info("statement resumed", extra={"statement": statement.pk})
         if statement.raw is None:
-            _assemble(statement)
+            assemble_statement(statement)
         else:
             process_statement(
                 statement, bytes(statement.raw.content), statement.signature_header or None
             )
-        statement.refresh_from_db()
+    statement.refresh_from_db()
     return statement
+
+
+def _give_up(statement: CustodianStatement) -> None:
+    attempts = statement.check_attempts
+    error = statement.check_error or (
+        f"the check did not finish in {attempts} attempt(s): the process stopped during it"
+    )
+    CustodianStatement.objects.filter(pk=statement.pk, status=StatementStatus.RECEIVED).update(
+        status=StatementStatus.FAILED, check_error=error
+    )
+    logger.error("statement check given up", extra={"statement": statement.pk})
+
+
+def retry_statement(statement_id: int) -> CustodianStatement:
+    """An admin re-tries a `failed` statement (after a fix): fresh attempts, checked now."""
+    CustodianStatement.objects.filter(pk=statement_id, status=StatementStatus.FAILED).update(
+        status=StatementStatus.RECEIVED, check_attempts=0
+    )
+    return resume_statement(statement_id)
 
 
 def _claim_outcome(statement: CustodianStatement) -> bool:
@@ -547,7 +649,7 @@ def _attach_page(page: CustodianStatement, parsed: ParsedStatement) -> bool:
     )
     if complete:
         statement.refresh_from_db()
-        _assemble(statement)
+        assemble_statement(statement)
     return True
 
 
@@ -769,28 +871,209 @@ def raw_file(statement: CustodianStatement) -> RawFile:
     )
 
 
+# A sum of a billion 38-digit quantities still fits.
+_SUM_DIGITS = 60
+
+
 def holdings_summary(statement: CustodianStatement) -> list[dict]:
-    """Per asset and balance type: the total quantity and how many lines it came from."""
+    """Per asset and balance type: the total quantity (exact) and how many lines it came from."""
     from django.db.models import Count, Sum
 
-    return list(
-        statement.lines.values("asset__code", "balance_type")
-        .annotate(quantity=Sum("quantity"), lines=Count("id"))
-        .order_by("asset__code", "balance_type")
+    lines = statement.lines.values("asset__code", "balance_type")
+    if connection.vendor == "postgresql":
+        # numeric adds up exactly in SQL.
+        return list(
+            lines.annotate(quantity=Sum("quantity"), lines=Count("id")).order_by(
+                "asset__code", "balance_type"
+            )
+        )
+    # SQLite holds quantities as text (see ExactDecimalField): add them up in Decimal, with
+    # room for every digit (the default context keeps 28 and would round).
+    exact = Context(prec=_SUM_DIGITS, traps=[Inexact, InvalidOperation])
+    totals: dict[tuple[str, str], list] = {}
+    for code, balance_type, quantity in lines.values_list(
+        "asset__code", "balance_type", "quantity"
+    ).order_by():
+        row = totals.setdefault((code, balance_type), [Decimal(0), 0])
+        row[0] = exact.add(row[0], quantity)
+        row[1] += 1
+    return [
+        {"asset__code": code, "balance_type": balance_type, "quantity": total, "lines": count}
+        for (code, balance_type), (total, count) in sorted(totals.items())
+    ]
+
+
+def plain_decimal(value: Decimal) -> str:
+    """A quantity as people write it: ``1000``, ``12.25``, never ``1E+3`` or trailing zeros."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+# --- Which statement counts as reserves ---------------------------------------------------
+
+
+def counting_statements(
+    custodian_ids: Iterable[int] | None = None, now: datetime | None = None
+) -> dict[tuple[int, int], int]:
+    """THE rule: (custodian id, asset id) -> id of the statement that counts as reserves.
+
+    Per custodian and asset (ISIN), the accepted statement with the latest as-of not after
+    `now` among those that list the asset. Only its settled lines count (the balance type
+    rule). Portal, admin and API all mark statements with this, never with a rule of their own.
+    """
+    now = now or timezone.now()
+    lines = StatementLine.objects.filter(
+        statement__status=StatementStatus.ACCEPTED, statement__as_of__lte=now
     )
+    statements = CustodianStatement.objects.filter(status=StatementStatus.ACCEPTED, as_of__lte=now)
+    if custodian_ids is not None:
+        ids = list(custodian_ids)
+        lines = lines.filter(statement__custodian_id__in=ids)
+        statements = statements.filter(custodian_id__in=ids)
+    latest = (
+        lines.values("statement__custodian_id", "asset_id")
+        .annotate(as_of=Max("statement__as_of"))
+        .order_by()
+    )
+    # At most one accepted statement per custodian and as-of (a database constraint).
+    by_as_of = {
+        (custodian, as_of): pk
+        for pk, custodian, as_of in statements.values_list("pk", "custodian_id", "as_of")
+    }
+    return {
+        (row["statement__custodian_id"], row["asset_id"]): by_as_of[
+            (row["statement__custodian_id"], row["as_of"])
+        ]
+        for row in latest
+    }
+
+
+def mark_counting(statements: Iterable[CustodianStatement]) -> None:
+    """Set ``counts_for`` on each statement: the assets it counts as reserves for now."""
+    statements = list(statements)
+    counting = counting_statements({s.custodian_id for s in statements})
+    assets = {a.pk: a for a in Asset.objects.all()}
+    for statement in statements:
+        statement.counts_for = sorted(
+            (
+                assets[asset_id]
+                for (custodian_id, asset_id), pk in counting.items()
+                if pk == statement.pk and custodian_id == statement.custodian_id
+            ),
+            key=lambda asset: asset.code,
+        )
 
 
 def reject_statement(statement: CustodianStatement, by, reason: str) -> None:
-    """An admin rejects a statement by hand; its lines stop counting, its evidence stays."""
+    """An admin rejects a statement by hand; its lines stop counting, its evidence stays.
+
+    Whatever it had superseded counts again, in the same transaction: rejecting the newest
+    statement for an as-of never leaves that custodian with no statement for it.
+    """
     if not reason.strip():
         raise ValueError("give a reason")
     with transaction.atomic():
-        locked = CustodianStatement.objects.select_for_update().get(pk=statement.pk)
-        locked.status = StatementStatus.REJECTED
-        locked.rejected_by = by
-        locked.rejection_report = [
-            *locked.rejection_report,
-            {"line": None, "field": None, "message": f"Rejected by {by}: {reason.strip()}"},
-        ]
-        locked.save()
+        restored = _reject_by_admin(statement.pk, by, reason.strip())
+    if restored:
+        logger.info("statement restored", extra={"statement": restored, "rejected": statement.pk})
     statement.refresh_from_db()
+
+
+def _reject_by_admin(statement_id: int, by, reason: str) -> int | None:
+    """Reject inside the caller's transaction; returns the id of a statement restored."""
+    locked = CustodianStatement.objects.select_for_update().get(pk=statement_id)
+    if locked.status == StatementStatus.REJECTED:
+        return None
+    was = locked.status
+    locked.status = StatementStatus.REJECTED
+    locked.rejected_by = by
+    locked.rejection_report = [
+        *locked.rejection_report,
+        {"line": None, "field": None, "message": f"Rejected by {by}: {reason}"},
+    ]
+    locked.save()  # first: at most one accepted statement per custodian and as-of
+    # Of the statements it superseded, at most one is still `superseded` (the others were
+    # rejected): it is the one that counted before this one for the same as-of.
+    previous = CustodianStatement.objects.select_for_update().filter(
+        superseded_by=locked, status=StatementStatus.SUPERSEDED
+    )
+    restored = None
+    if was == StatementStatus.ACCEPTED:
+        restored = previous.values_list("pk", flat=True).first()
+        previous.update(status=StatementStatus.ACCEPTED, superseded_by=None)
+    elif was == StatementStatus.SUPERSEDED:
+        # Keep the chain whole: what this one superseded is now superseded by its successor.
+        previous.update(superseded_by=locked.superseded_by)
+    return restored
+
+
+@dataclass(frozen=True)
+class AfterRejection:
+    """For one asset a statement counts for now: the statement that will count instead."""
+
+    asset: Asset
+    successor: CustodianStatement | None
+
+
+def preview_rejection(statements: Iterable[CustodianStatement], by) -> dict[int, list]:
+    """Statement id -> [AfterRejection] for each asset it counts for now, if all were rejected.
+
+    Rejects them inside a transaction that is rolled back, so the preview is exactly what
+    ``reject_statement`` will do, by the same code.
+    """
+    statements = list(statements)
+    custodians = {s.custodian_id for s in statements}
+    before = counting_statements(custodians)
+    with transaction.atomic():
+        for statement in statements:
+            _reject_by_admin(statement.pk, by, "preview")
+        after = counting_statements(custodians)
+        transaction.set_rollback(True)
+    assets = {a.pk: a for a in Asset.objects.all()}
+    successors = CustodianStatement.objects.in_bulk(set(after.values()))
+    preview: dict[int, list] = {s.pk: [] for s in statements}
+    for (custodian_id, asset_id), pk in sorted(before.items(), key=lambda i: assets[i[0][1]].code):
+        if pk in preview:
+            successor = after.get((custodian_id, asset_id))
+            preview[pk].append(AfterRejection(assets[asset_id], successors.get(successor)))
+    return preview
+
+
+# --- The as-of sent with an upload ------------------------------------------------------------
+
+
+def parse_upload_as_of(text: str) -> datetime:
+    """An as-of typed in a form or sent with an upload: ISO 8601 with a UTC offset.
+
+    Raises ValueError saying why. No offset is refused, not guessed: a local time taken as UTC
+    would silently shift the statement by hours.
+    """
+    try:
+        parsed = parse_datetime(text.strip())
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ValueError(f"{text!r} is not a date and time like 2026-11-24T21:00:00Z")
+    if parsed.tzinfo is None:
+        raise ValueError(
+            f"{text!r} has no UTC offset; add one, e.g. 2026-11-24T21:00:00Z or +01:00"
+        )
+    return parsed
+
+
+def clean_form_as_of(fmt: str, text: str) -> datetime | None:
+    """The as-of typed in an upload form, checked before anything is stored; ValueError if wrong.
+
+    Form fields are not the file's content: a bad one is a form error, not a stored upload
+    rejected afterwards. Missing is fine for JSON and semt.002 (the file carries its date).
+    """
+    if not text.strip():
+        if fmt == "csv":
+            raise ValueError("a CSV statement needs its as-of (the file does not carry it)")
+        return None
+    as_of = parse_upload_as_of(text)
+    if as_of > timezone.now():
+        raise ValueError(f"{as_of.isoformat()} is in the future")
+    return as_of

@@ -134,6 +134,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 STATEMENT_PAGES_DEADLINE = env_duration("STATEMENT_PAGES_DEADLINE", timedelta(hours=24))
 # How long an upload's Idempotency-Key is remembered (published in docs/statement-formats.md).
 IDEMPOTENCY_KEY_TTL = env_duration("IDEMPOTENCY_KEY_TTL", timedelta(hours=24))
+# A statement whose checks hit an unexpected error this many times becomes `failed` (final
+# until an admin retries it), so a poison upload is not retried for ever.
+STATEMENT_MAX_CHECK_ATTEMPTS = env_int("STATEMENT_MAX_CHECK_ATTEMPTS", 3)
 
 # --- REST API conventions shared by every endpoint.
 REST_FRAMEWORK = {

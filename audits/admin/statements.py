@@ -9,6 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from audits import statements, tokens
 from audits.choices import StatementFormat, StatementStatus
 from audits.core import custodian_signatures
+from audits.core.statement_formats import RESERVE_BALANCE_TYPES
 from audits.downloads import raw_download
 from audits.models import ApiToken, Custodian, CustodianKey, CustodianStatement, StatementLine
 
@@ -26,12 +28,27 @@ class AdminUploadForm(forms.Form):
     custodian = forms.ModelChoiceField(queryset=Custodian.objects.filter(active=True))
     file = forms.FileField(allow_empty_file=True)
     format = forms.ChoiceField(choices=StatementFormat.choices)
-    as_of = forms.DateTimeField(required=False, help_text="UTC; required for CSV.")
+    as_of = forms.CharField(
+        required=False,
+        max_length=40,
+        help_text="With its UTC offset, e.g. 2026-11-24T21:00:00Z. Required for CSV.",
+    )
     signature = forms.CharField(
         required=False,
         max_length=200,
         help_text="Optional detached Ed25519 signature: KEYID:BASE64.",
     )
+
+    def clean(self):
+        cleaned = super().clean()
+        if "format" in cleaned:
+            try:
+                cleaned["as_of"] = statements.clean_form_as_of(
+                    cleaned["format"], cleaned.get("as_of") or ""
+                )
+            except ValueError as exc:
+                self.add_error("as_of", str(exc))
+        return cleaned
 
 
 class RejectForm(forms.Form):
@@ -40,8 +57,9 @@ class RejectForm(forms.Form):
 
 _DETAIL_FIELDS = (
     "custodian", "as_of", "declared_as_of", "received_at", "uploaded_by", "format", "status",
-    "source", "signature_status", "signature_key", "signature_header", "sha256", "raw_link",
-    "line_count", "superseded_by", "retry_of", "retries", "rejected_by", "pages", "errors",
+    "counts_for", "source", "signature_status", "signature_key", "signature_header", "sha256",
+    "raw_link", "line_count", "superseded_by", "retry_of", "retries", "rejected_by", "pages",
+    "check_attempts", "check_error", "errors",
     "holdings",
 )  # fmt: skip
 
@@ -60,16 +78,23 @@ class OverdueIncompleteFilter(admin.SimpleListFilter):
         return queryset
 
 
+class StatementChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        statements.mark_counting(self.result_list)
+
+
 @admin.register(CustodianStatement)
 class CustodianStatementAdmin(admin.ModelAdmin):
-    list_display = ["id", "custodian", "as_of", "format", "status", "source", "signature_status",
-                    "line_count", "pages", "received_at", "raw_link"]  # fmt: skip
+    list_display = ["id", "custodian", "as_of", "format", "status", "counts_for", "source",
+                    "signature_status", "line_count", "pages", "check_attempts", "received_at",
+                    "raw_link"]  # fmt: skip
     list_filter = [OverdueIncompleteFilter, "custodian", "status", "source", "format",
                    "signature_status", "as_of"]  # fmt: skip
     date_hierarchy = "as_of"
     search_fields = ["=id", "custodian__name", "custodian__lei", "raw__sha256"]
     list_select_related = ["custodian", "raw"]
-    actions = ["reject_selected", "resume_selected"]
+    actions = ["reject_selected", "resume_selected", "retry_failed"]
     fields = _DETAIL_FIELDS
     readonly_fields = _DETAIL_FIELDS
 
@@ -81,6 +106,17 @@ class CustodianStatementAdmin(admin.ModelAdmin):
             .defer("raw__content")
             .prefetch_related(Prefetch("pages", queryset=pages))
         )
+
+    def get_changelist(self, request, **kwargs):
+        return StatementChangeList
+
+    @admin.display(description="counts as reserves for")
+    def counts_for(self, obj: CustodianStatement) -> str:
+        if not hasattr(obj, "counts_for"):
+            statements.mark_counting([obj])
+        if not obj.counts_for:
+            return "—"
+        return format_html_join(", ", "<strong>{}</strong>", ((a.code,) for a in obj.counts_for))
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
@@ -158,18 +194,24 @@ class CustodianStatementAdmin(admin.ModelAdmin):
         summary = statements.holdings_summary(obj)
         if not summary:
             return "—"
+        if not hasattr(obj, "counts_for"):
+            statements.mark_counting([obj])
+        counting = {asset.code for asset in obj.counts_for}
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((r["asset__code"], r["balance_type"], r["quantity"].normalize(), r["lines"])
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((r["asset__code"], r["balance_type"], statements.plain_decimal(r["quantity"]),
+              r["lines"],
+              "yes" if r["balance_type"] in RESERVE_BALANCE_TYPES and r["asset__code"] in counting
+              else "no")
              for r in summary),
         )  # fmt: skip
         lines_url = (
             reverse("admin:audits_statementline_changelist") + f"?statement__id__exact={obj.pk}"
         )
         return format_html(
-            "<table><tr><th>asset</th><th>balance type</th><th>quantity</th><th>lines</th></tr>"
-            '{}</table><a href="{}">all lines</a>',
+            "<table><tr><th>asset</th><th>balance type</th><th>quantity</th><th>lines</th>"
+            '<th>counts as reserves now</th></tr>{}</table><a href="{}">all lines</a>',
             rows,
             lines_url,
         )
@@ -241,8 +283,11 @@ class CustodianStatementAdmin(admin.ModelAdmin):
                 return None
         else:
             form = RejectForm()
+        selected = list(queryset.select_related("custodian"))
+        preview = statements.preview_rejection(selected, request.user)
         context = {**self.admin_site.each_context(request), "title": "Reject statements",
-                   "form": form, "statements": queryset, "opts": self.model._meta,
+                   "form": form, "statements": [(s, preview[s.pk]) for s in selected],
+                   "opts": self.model._meta,
                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}  # fmt: skip
         return render(request, "admin/audits/statement_reject.html", context)
 
@@ -259,15 +304,29 @@ class CustodianStatementAdmin(admin.ModelAdmin):
             f"{queryset.count() - len(done)} selected were already decided and left as they are.",
         )
 
+    @admin.action(description="Re-try selected failed statements (fresh attempts)")
+    def retry_failed(self, request, queryset):
+        failed = list(queryset.filter(status=StatementStatus.FAILED).values_list("pk", flat=True))
+        done = [statements.retry_statement(pk) for pk in failed]
+        outcome = ", ".join(f"{s.pk}: {s.status}" for s in done) or "none"
+        self.message_user(request, f"Re-tried {len(done)} failed statement(s) ({outcome}).")
+
 
 @admin.register(StatementLine)
 class StatementLineAdmin(admin.ModelAdmin):
-    list_display = ["statement", "page", "line_no", "isin", "asset", "quantity", "account",
+    list_display = ["statement", "page", "line_no", "isin", "asset", "plain_quantity", "account",
                     "balance_type"]  # fmt: skip
     list_filter = ["balance_type", "asset", "statement__custodian"]
     search_fields = ["isin", "account", "=statement__id"]
     list_select_related = ["statement__custodian", "asset"]
-    readonly_fields = [f.name for f in StatementLine._meta.fields]
+    fields = ["statement", "line_no", "isin", "asset", "plain_quantity", "account", "balance_type"]
+    readonly_fields = ["statement", "line_no", "isin", "asset", "plain_quantity", "account",
+                       "balance_type"]  # fmt: skip
+
+    # Not sortable: on SQLite quantities are text (see ExactDecimalField).
+    @admin.display(description="quantity")
+    def plain_quantity(self, obj: StatementLine) -> str:
+        return statements.plain_decimal(obj.quantity)
 
     def has_add_permission(self, request) -> bool:
         return False

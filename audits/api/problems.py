@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -95,6 +96,15 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     slug = exc.default_code.replace("_", "-")
     title = str(exc.default_detail).rstrip(".")
+    if "{" in title:
+        # A template for the detail ('Unsupported media type "{media_type}" in request.'),
+        # not a title: use the status phrase.
+        title = HTTPStatus(response.status_code).phrase
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        view = context.get("view")
+        accepted = [parser.media_type for parser in getattr(view, "parser_classes", [])]
+        if accepted:
+            detail = f"{detail} Send one of: {', '.join(accepted)}."
     return problem_response(
         response.status_code, title, str(detail), slug, instance=instance, headers=headers
     )

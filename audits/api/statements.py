@@ -28,6 +28,7 @@ from audits import statements
 from audits.api.problems import problem_response
 from audits.choices import StatementFormat, StatementStatus
 from audits.core.custodian_signatures import SIGNATURE_HEADER
+from audits.core.statement_formats import RESERVE_BALANCE_TYPES
 from audits.downloads import raw_download
 from audits.models import Custodian, CustodianStatement, StatementLine
 from audits.permissions import IsCustodianOrAdmin, custodian_of, is_admin, visible_to
@@ -135,6 +136,10 @@ class StatementSerializer(serializers.ModelSerializer):
     pages_summary = serializers.SerializerMethodField()
     raw_url = serializers.SerializerMethodField()
     lines_url = serializers.HyperlinkedIdentityField(view_name="statement-lines")
+    counts_as_reserves_for = serializers.SerializerMethodField(
+        help_text="ISINs for which this is, now, the statement that counts as reserves of its "
+        "custodian (the latest accepted statement listing the ISIN, as-of not in the future)."
+    )
 
     class Meta:
         model = CustodianStatement
@@ -142,7 +147,8 @@ class StatementSerializer(serializers.ModelSerializer):
             "id", "custodian", "as_of", "received_at", "format", "status", "source",
             "signature_status", "signature_key", "sha256", "size", "line_count", "error_report",
             "superseded_by", "retry_of", "statement_ref", "part_of", "page", "page_count",
-            "pages", "pages_missing", "pages_summary", "raw_url", "lines_url",
+            "pages", "pages_missing", "pages_summary", "counts_as_reserves_for",
+            "check_attempts", "check_error", "raw_url", "lines_url",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -172,6 +178,23 @@ class StatementSerializer(serializers.ModelSerializer):
             return None
         return reverse("statement-raw", args=[statement.pk], request=self.context.get("request"))
 
+    def get_counts_as_reserves_for(self, statement: CustodianStatement) -> list[str]:
+        if not hasattr(statement, "counts_for"):
+            statements.mark_counting([statement])
+        return [asset.isin for asset in statement.counts_for]
+
+
+class OffsetDateTimeField(serializers.DateTimeField):
+    """A date-time that must carry its UTC offset; none is refused, not taken as UTC."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                return statements.parse_upload_as_of(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        return super().to_internal_value(value)
+
 
 class StatementUploadSerializer(serializers.Serializer):
     # Empty files go through the normal path: stored, then rejected as an empty statement.
@@ -179,7 +202,7 @@ class StatementUploadSerializer(serializers.Serializer):
         allow_empty_file=True, help_text="The statement file, as produced."
     )
     format = serializers.ChoiceField(choices=StatementFormat.choices)
-    as_of = serializers.DateTimeField(
+    as_of = OffsetDateTimeField(
         required=False,
         help_text="Statement as-of (ISO 8601 with offset). Required for CSV; JSON and "
         "semt.002 carry their own, which this must match if given.",
@@ -204,7 +227,9 @@ class StatementLineSerializer(serializers.ModelSerializer):
                   "counts_as_reserve", "statement_source"]  # fmt: skip
 
     def get_counts_as_reserve(self, line: StatementLine) -> bool:
-        return line.balance_type == "settled"
+        """Settled, and its statement is the one that counts for this asset now."""
+        counting = self.context["counting_assets"]
+        return line.balance_type in RESERVE_BALANCE_TYPES and line.asset_id in counting
 
 
 @extend_schema(tags=["statements"])
@@ -226,6 +251,12 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             # A page is listed within its statement (`pages`); it stays readable by id.
             queryset = queryset.filter(part_of__isnull=True)
         return visible_to(self.request.user, queryset)
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        if page is not None and queryset.model is CustodianStatement:
+            statements.mark_counting(page)
+        return page
 
     @extend_schema(
         request=StatementUploadSerializer,
@@ -258,6 +289,11 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 "A repeat: the same bytes with the same format, as-of and signature as an "
                 "upload still received, incomplete or accepted (a `received` one is queued for "
                 "processing again), or a replay of an Idempotency-Key.",
+            ),
+            202: OpenApiResponse(
+                StatementSerializer,
+                "Stored, but checking it hit an internal error (`check_error`): status "
+                "`received`, retried automatically, or `failed` after the last attempt.",
             ),
             400: OpenApiResponse(description="Invalid form or Idempotency-Key (problem+json)."),
             409: OpenApiResponse(
@@ -352,7 +388,13 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 errors=statement.rejection_report,
                 statement=body,
             )
-        code = status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK
+        code: int
+        if not submission.created:
+            code = status.HTTP_200_OK
+        elif statement.status in (StatementStatus.RECEIVED, StatementStatus.FAILED):
+            code = status.HTTP_202_ACCEPTED  # stored, not decided: never a 500 for the uploader
+        else:
+            code = status.HTTP_201_CREATED
         return Response(body, status=code, headers=headers)
 
     def _target_custodian(self, request: Request, named: Custodian | None) -> Custodian | None:
@@ -390,4 +432,7 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             "page", "line_no", "id"
         )
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(StatementLineSerializer(page, many=True).data)
+        now_counting = statements.counting_statements([statement.custodian_id])
+        counting = {asset_id for (_, asset_id), pk in now_counting.items() if pk == statement.pk}
+        serializer = StatementLineSerializer(page, many=True, context={"counting_assets": counting})
+        return self.get_paginated_response(serializer.data)

@@ -7,6 +7,7 @@ from django.db import models
 
 from audits.choices import SignatureStatus, StatementFormat, StatementSource, StatementStatus
 from audits.core.statement_formats import BALANCE_TYPE_CHOICES
+from audits.models.fields import ExactDecimalField
 from audits.models.reference import Asset, Custodian
 
 
@@ -135,6 +136,14 @@ class CustodianStatement(models.Model):
     page_no = models.PositiveIntegerField("page", null=True, blank=True)
     last_page = models.BooleanField(default=False)
     page_count = models.PositiveIntegerField(null=True, blank=True)
+    # Checking attempts started, counted before each one (so an attempt that kills its process
+    # counts too): after STATEMENT_MAX_CHECK_ATTEMPTS a poison upload becomes `failed`.
+    check_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    # The last unexpected error while checking: exception type and message, for admins.
+    check_error = models.TextField(blank=True, default="", editable=False)
+
+    # Not stored: the assets it counts as reserves for now, set by statements.mark_counting.
+    counts_for: list[Asset]
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -206,7 +215,8 @@ class StatementLine(models.Model):
     page = models.PositiveIntegerField(null=True, blank=True)
     isin = models.CharField(max_length=12)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="statement_lines")
-    quantity = models.DecimalField(max_digits=38, decimal_places=18)
+    # The parsers allow 20 integer digits and 18 decimals; exact on SQLite too (see the field).
+    quantity = ExactDecimalField(max_digits=38, decimal_places=18)
     account = models.CharField("safekeeping account", max_length=64)
     balance_type = models.CharField(max_length=20, choices=BALANCE_TYPE_CHOICES)
 

@@ -2,55 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Context, Decimal
-from typing import Any
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from audits.choices import ReadingStatus, SupplySource
+from audits.models.fields import ExactDecimalField
 from audits.models.reference import TokenDeployment
 from audits.validators import validate_evm_address
-
-
-class ExactDecimalField(models.DecimalField):
-    """A DecimalField that keeps every digit on SQLite too.
-
-    SQLite's NUMERIC affinity turns long numbers into 8-byte floats and Django's SQLite
-    converter rounds to 15 significant digits, while a uint256 supply has up to 78. So on
-    SQLite the column is TEXT holding the plain decimal string; on PostgreSQL it is an
-    ordinary ``numeric(p, s)``. Values always come back as exact ``Decimal`` with
-    ``decimal_places`` places. Compare and sum in Python, not in SQLite.
-    """
-
-    def get_internal_type(self) -> str:
-        # Not "DecimalField": that would route SQLite values through the float converter.
-        return "TextField"
-
-    def db_type(self, connection: Any) -> str:
-        if connection.vendor == "sqlite":
-            return "text"
-        return f"numeric({self.max_digits}, {self.decimal_places})"
-
-    def _quantized(self, value: Decimal) -> Decimal:
-        return value.quantize(
-            Decimal(1).scaleb(-(self.decimal_places or 0)),
-            context=Context(prec=(self.max_digits or 28) + 1),
-        )
-
-    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
-        if not prepared:
-            value = self.get_prep_value(value)
-        if value is None:
-            return None
-        value = self._quantized(Decimal(value))
-        return format(value, "f") if connection.vendor == "sqlite" else value
-
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Decimal | None:
-        if value is None:
-            return None
-        return self._quantized(Decimal(value))
 
 
 class ExcludedAddress(models.Model):

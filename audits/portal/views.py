@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from audits import statements, tokens
 from audits.choices import StatementStatus
+from audits.core.statement_formats import RESERVE_BALANCE_TYPES
 from audits.downloads import raw_download
 from audits.models import ApiToken, CustodianStatement
 from audits.permissions import custodian_of, get_visible_or_404, visible_to
@@ -64,8 +65,18 @@ def statement_list(request, custodian):
                 f"Page stored in statement #{statement.pk}, incomplete: "
                 f"{progress.summary if progress else ''}.",
             )
-        else:
+        elif statement.status == StatementStatus.REJECTED:
             messages.error(request, f"Statement #{statement.pk} was stored and rejected.")
+        else:
+            messages.warning(
+                request,
+                f"Statement #{statement.pk} was stored, but checking it hit an internal error; "
+                + (
+                    "it will be checked again automatically."
+                    if statement.status == StatementStatus.RECEIVED
+                    else "an administrator will look at it."
+                ),
+            )
         return redirect("portal:statement", pk=statement.pk)
     # A page is shown within its statement.
     queryset = visible_to(
@@ -75,6 +86,7 @@ def statement_list(request, custodian):
     page = Paginator(queryset, 25).get_page(request.GET.get("page"))
     for statement in page:
         statement.progress = statements.page_progress(statement)
+    statements.mark_counting(page.object_list)
     return render(
         request,
         "portal/statement_list.html",
@@ -88,6 +100,18 @@ def statement_detail(request, custodian, pk: int):
     statement = get_visible_or_404(
         request.user, CustodianStatement.objects.select_related("raw", "signature_key"), pk=pk
     )
+    statements.mark_counting([statement])
+    counting = {asset.code for asset in statement.counts_for}
+    summary = [
+        {
+            **row,
+            "quantity": statements.plain_decimal(row["quantity"]),
+            "counts": (
+                row["balance_type"] in RESERVE_BALANCE_TYPES and row["asset__code"] in counting
+            ),
+        }
+        for row in statements.holdings_summary(statement)
+    ]
     pages = statement.pages.filter(status=StatementStatus.PAGE).select_related("raw")
     return render(
         request,
@@ -95,7 +119,7 @@ def statement_detail(request, custodian, pk: int):
         {
             "custodian": custodian,
             "statement": statement,
-            "summary": statements.holdings_summary(statement),
+            "summary": summary,
             "progress": statements.page_progress(statement),
             "pages": pages.order_by("page_no"),
             "retries": statement.retries.order_by("pk"),

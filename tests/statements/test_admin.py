@@ -50,7 +50,7 @@ def test_admin_upload_is_labelled_admin_entered(admin_client, custodian_b):
     response = admin_client.post(
         "/admin/audits/custodianstatement/upload/",
         {"custodian": custodian_b.pk, "file": SimpleUploadedFile("s.csv", CSV), "format": "csv",
-         "as_of": "2026-11-20 21:00:00"},
+         "as_of": "2026-11-20T21:00:00Z"},
     )  # fmt: skip
     statement = CustodianStatement.objects.get()
     assert response.status_code == 302

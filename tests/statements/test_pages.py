@@ -279,6 +279,26 @@ def test_an_interrupted_assembly_is_finished_when_resumed(owner, custodian_a, ex
     assert StatementLine.objects.filter(statement=statement).count() == 6
 
 
+def test_a_joint_check_killed_every_time_ends_failed_not_stuck(
+    owner, custodian_a, extra_assets, settings
+):
+    """The joint check of the pages is a counted attempt like any other: a statement whose
+    assembly kept dying is given up after its attempts, never resumed for ever."""
+    for n in (1, 2, 3):
+        statement = statements.submit_statement(
+            custodian=custodian_a, user=owner, raw=page(n), fmt="semt002"
+        ).statement
+    assert statement.check_attempts == 1  # the assembly counted itself
+    # As if every assembly so far had died mid-way.
+    StatementLine.objects.filter(statement=statement).delete()
+    CustodianStatement.objects.filter(pk=statement.pk).update(
+        status=StatementStatus.RECEIVED, check_attempts=settings.STATEMENT_MAX_CHECK_ATTEMPTS
+    )
+    resumed = statements.resume_statement(statement.pk)
+    assert resumed.status == StatementStatus.FAILED
+    assert "did not finish" in resumed.check_error
+
+
 @pytest.mark.skipif(
     "connection.vendor != 'postgresql'",
     reason="concurrent writers need PostgreSQL (SQLite serialises whole transactions)",

@@ -14,7 +14,11 @@ CSV = b"isin,quantity,account,balance_type\nUS0378331005,1000,ACC-1,settled\n"
 
 
 def post_upload(client, raw=CSV, **extra):
-    data = {"file": SimpleUploadedFile("s.csv", raw), "format": "csv", "as_of": "2026-11-20 21:00"}
+    data = {
+        "file": SimpleUploadedFile("s.csv", raw),
+        "format": "csv",
+        "as_of": "2026-11-20T21:00:00Z",
+    }
     data.update(extra)
     return client.post("/portal/", data)
 

@@ -239,15 +239,16 @@ def test_the_schema_documents_the_key_and_its_answers(api):
 # --- Portal and admin -----------------------------------------------------------------------
 
 
-def portal_upload(client, raw=CSV, as_of="2026-11-20 21:00"):
-    data = {"file": SimpleUploadedFile("s.csv", raw), "format": "csv", "as_of": as_of}
+def portal_upload(client, raw=CSV, as_of="2026-11-20 21:00+00:00", fmt="csv"):
+    data = {"file": SimpleUploadedFile("s.csv", raw), "format": fmt, "as_of": as_of}
     return client.post("/portal/", data, follow=True)
 
 
 def test_portal_resend_after_rejection_links_the_two(client, owner):
     client.force_login(owner)
-    portal_upload(client, as_of="2099-01-01 00:00")
+    portal_upload(client, fmt="json")  # the wrong format: rejected
     rejected = CustodianStatement.objects.get()
+    assert rejected.status == "rejected"
     page = portal_upload(client).content.decode()
     fixed = CustodianStatement.objects.exclude(pk=rejected.pk).get()
     assert fixed.status == "accepted" and fixed.retry_of == rejected
@@ -262,20 +263,20 @@ def test_portal_says_when_an_upload_repeats_one(client, owner):
     page = portal_upload(client).content.decode()
     assert CustodianStatement.objects.count() == 1
     assert "This upload repeats #" in page and "it is accepted" in page
-    assert "accepted" in portal_upload(client, as_of="2026-11-21 21:00").content.decode()
+    assert "accepted" in portal_upload(client, as_of="2026-11-21 21:00+00:00").content.decode()
     assert CustodianStatement.objects.count() == 2
 
 
 def test_admin_shows_the_retry_link(client, admin_user, owner, custodian_a):
     client.force_login(admin_user)
-    data = {"custodian": custodian_a.pk, "format": "csv", "as_of": "2099-01-01 00:00:00"}
+    data = {"custodian": custodian_a.pk, "format": "csv", "as_of": "2026-11-20 21:00:00+00:00"}
     client.post("/admin/audits/custodianstatement/upload/",
-                {**data, "file": SimpleUploadedFile("s.csv", CSV)})  # fmt: skip
+                {**data, "format": "json", "file": SimpleUploadedFile("s.csv", CSV)})  # fmt: skip
     rejected = CustodianStatement.objects.get()
     assert rejected.status == "rejected"
     response = client.post(
         "/admin/audits/custodianstatement/upload/",
-        {**data, "as_of": "2026-11-20 21:00:00", "file": SimpleUploadedFile("s.csv", CSV)},
+        {**data, "file": SimpleUploadedFile("s.csv", CSV)},
         follow=True,
     )
     fixed = CustodianStatement.objects.exclude(pk=rejected.pk).get()
