@@ -1,4 +1,12 @@
-"""JSON statements, validated against statement.schema.json (JSON Schema draft 2020-12)."""
+"""JSON statements, validated against statement.schema.json (JSON Schema draft 2020-12).
+
+Nesting: a statement is three levels deep (object, holdings list, holding object). A document
+nested deeper than MAX_JSON_DEPTH is rejected right after decoding, by an iterative walk, before
+anything recursive (schema validation, error messages quoting values) sees it. Python's decoder
+itself recurses: a document too deep for it to decode (about the interpreter's recursion limit,
+1000) stops with RecursionError inside the decoder, which is caught here and rejected the same
+way; the decoder checks its depth before each level, so this is a clean stop, not a crash.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from .balance_types import BALANCE_TYPES
-from .results import ParsedStatement, StatementLine
+from .results import ParsedStatement, StatementLine, StatementRejected
 from .validation import (
     ErrorCollector,
     IsinChecker,
@@ -27,6 +35,12 @@ from .validation import (
 )
 
 FORMAT = "json"
+# Three levels are needed; the rest is room for a clear schema error on a wrong shape.
+MAX_JSON_DEPTH = 20
+_TOO_DEEP = (
+    f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep (a statement needs 3: the "
+    "object, the holdings list, each holding); this is not a statement of holdings"
+)
 
 
 @cache
@@ -97,6 +111,8 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
             parse_constant=_no_constants,
             object_pairs_hook=_no_duplicate_keys,
         )
+    except RecursionError:
+        raise reject(_TOO_DEEP) from None
     except _DuplicateKey as exc:
         raise reject(f"key {exc.args[0]!r} appears twice in the same object") from None
     except json.JSONDecodeError as exc:
@@ -107,6 +123,13 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     except ValueError as exc:
         raise reject(f"not valid JSON: {exc}") from None
 
+    holdings = doc.get("holdings") if isinstance(doc, dict) else None
+    # The holdings are checked one by one below: walking 100,000 plain holdings here would
+    # cost a fifth of the parse for nothing.
+    leaf = holdings if isinstance(holdings, list) else None
+    if isinstance(doc, dict | list) and _deeper_than(doc, MAX_JSON_DEPTH, leaf):
+        raise _too_deep(None)
+
     errors = ErrorCollector("holding")
     # JSON paths the schema already complained about: not reported or checked again.
     flagged: set[str] = set()
@@ -114,10 +137,12 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     for error in outer.iter_errors(doc):
         _add_schema_error(list(error.absolute_path), error, errors, flagged)
 
-    holdings = doc.get("holdings") if isinstance(doc, dict) else None
     if isinstance(holdings, list):
         for i, holding in enumerate(holdings):
             if not _plainly_valid(holding):
+                # Below the object and the holdings list; before anything recursive sees it.
+                if isinstance(holding, dict | list) and _deeper_than(holding, MAX_JSON_DEPTH - 2):
+                    raise _too_deep(i + 1)
                 for error in holding_validator.iter_errors(holding):
                     parts = ["holdings", i, *error.absolute_path]
                     _add_schema_error(parts, error, errors, flagged)
@@ -141,6 +166,27 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     statement_as_of = check_as_of(file_as_of, as_of, errors)
     errors.raise_if_any()
     return ParsedStatement(FORMAT, statement_as_of, tuple(lines))
+
+
+def _deeper_than(value: Any, limit: int, leaf: Any = None) -> bool:
+    """Whether `value` nests more than `limit` containers deep; `leaf` (an object inside it)
+    counts as one level and is not entered. Iterative: no recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if node is leaf:
+            continue
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def _too_deep(holding: int | None) -> StatementRejected:
+    errors = ErrorCollector("holding")
+    errors.add(holding, None, _TOO_DEEP)
+    return StatementRejected(errors.errors)
 
 
 def _check_holding(

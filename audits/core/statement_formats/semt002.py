@@ -597,12 +597,12 @@ def _quantity(
         )
         return None
     if indicator is not None and indicator.text != "LONG":
-        problem = (
+        reason = (
             "a short position (SHOR) is not a holding; reserves must be long"
             if indicator.text == "SHOR"
             else f"{indicator.text!r} is not LONG or SHOR"
         )
-        errors.add(indicator.line, f"{path}/ShrtLngInd", problem)
+        errors.add(indicator.line, f"{path}/ShrtLngInd", reason)
         return None
     qty = balance.child("Qty")
     found = [(n, p) for n, p in qty.walk() if n.name in _QUANTITY_NAMES] if qty else []
