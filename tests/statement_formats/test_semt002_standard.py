@@ -165,6 +165,15 @@ def test_sub_accounts_in_a_statement_that_says_it_has_none_are_refused():
     assert error.field == "StmtGnlDtls/SubAcctInd"
 
 
+def test_the_indicator_contradiction_is_reported_even_beside_a_bad_sub_account_balance():
+    bad = balance(APPLE, "7", short_long="SHOR")
+    raw = render(report(sub_accounts=(sub_account("CLIENT-A", bad),), sub_account_ind=False))
+    assert {e.field for e in rejected(raw).errors} == {
+        "StmtGnlDtls/SubAcctInd",
+        "SubAcctDtls[1]/BalForSubAcct[1]/AggtBal/ShrtLngInd",
+    }
+
+
 def test_sub_account_without_an_id_is_refused():
     document = report(sub_accounts=(sub_account("CLIENT-A", balance(APPLE, "7")),))
     document.scties_bal_ctdy_rpt.sub_acct_dtls[0].sfkpg_acct = None

@@ -265,9 +265,10 @@ def parse_semt002(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
             _check_totals(account_lines, sub_lines, errors)
     elif by_sub_account is False:
         lines = account_lines
-        if sub_lines:
+        listed = [b for sub in report.all("SubAcctDtls") for b in sub.all("BalForSubAcct")]
+        if listed:
             errors.add(
-                sub_lines[0].line_no,
+                listed[0].line,
                 "StmtGnlDtls/SubAcctInd",
                 "SubAcctInd is false (no sub-account holdings) but SubAcctDtls lists "
                 "balances; set SubAcctInd to true or report the holdings at account level",
