@@ -20,7 +20,7 @@ from audits.core.statement_formats import (
     StatementRejected,
     parse_statement,
 )
-from audits.core.statement_formats.json_format import MAX_JSON_DEPTH
+from audits.core.statement_formats.json_format import MAX_JSON_DEPTH, _nested_deeper_than
 from audits.core.statement_formats.semt002 import MAX_XML_DEPTH
 
 from .helpers import APPLE, bal_for_acct, sample, semt002
@@ -71,11 +71,51 @@ def test_deep_json_is_a_readable_rejection(build, depth):
     assert f"nested more than {MAX_JSON_DEPTH} levels" in error.message
 
 
-def test_json_just_past_the_limit_names_the_holding():
-    deep = nested_json(MAX_JSON_DEPTH, b"[", b"]")
+def test_json_just_past_the_limit_is_refused():
+    deep = nested_json(MAX_JSON_DEPTH - 2, b"[", b"]")
     raw = b'{"as_of": "2026-11-24T21:00:00Z", "holdings": [{"isin": "x"}, {"isin": ' + deep + b"}]}"
     (error,) = rejected("json", raw).errors
-    assert error.line == 2 and error.message.startswith("holding 2: ")
+    assert error.line is None and "nested more than" in error.message
+
+
+def test_brackets_in_strings_are_not_nesting():
+    text = '"]]]]]]]]]]]]]]]]]]]]]]]]]][[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\\"'
+    raw = json.dumps({"as_of": "2026-11-24T21:00:00Z", "holdings": [{"isin": text}]}).encode()
+    errors = rejected("json", raw).errors
+    assert not any("nested" in e.message for e in errors)
+
+
+def test_escaped_quotes_cost_linear_time():
+    # An unterminated string full of escaped quotes made a whole-string regex quadratic.
+    raw = b'{"as_of": "' + b'\\"' * 300_000
+    started = time.monotonic()
+    rejected("json", raw)
+    assert time.monotonic() - started < 2
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:'),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\a'), children, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+def depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max((depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, limit=st.integers(0, 8), ascii_only=st.booleans())
+def test_nesting_prescan_is_exact_on_valid_json(value, limit, ascii_only):
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert _nested_deeper_than(text, limit) == (depth(value) > limit)
 
 
 def test_json_at_the_limit_is_an_ordinary_schema_error():

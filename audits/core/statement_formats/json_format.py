@@ -1,27 +1,28 @@
 """JSON statements, validated against statement.schema.json (JSON Schema draft 2020-12).
 
-Nesting: a statement is three levels deep (object, holdings list, holding object). A document
-nested deeper than MAX_JSON_DEPTH is rejected right after decoding, by an iterative walk, before
-anything recursive (schema validation, error messages quoting values) sees it. Python's decoder
-itself recurses: a document too deep for it to decode (about the interpreter's recursion limit,
-1000) stops with RecursionError inside the decoder, which is caught here and rejected the same
-way; the decoder checks its depth before each level, so this is a clean stop, not a crash.
+Nesting: a statement is three levels deep (object, holdings list, holding object). Python's
+decoder recurses once per level and, depending on the thread's C stack and the recursion limit,
+can crash the process on a deep enough document rather than raise; so the text's nesting is
+measured first, without recursion and without decoding (_nested_deeper_than), and a document
+deeper than MAX_JSON_DEPTH is rejected before the decoder or anything else recursive sees it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from itertools import accumulate
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
 from .balance_types import BALANCE_TYPES
-from .results import ParsedStatement, StatementLine, StatementRejected
+from .results import ParsedStatement, StatementLine
 from .validation import (
     ErrorCollector,
     IsinChecker,
@@ -41,6 +42,10 @@ _TOO_DEEP = (
     f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep (a statement needs 3: the "
     "object, the holdings list, each holding); this is not a statement of holdings"
 )
+_ESCAPE_RE = re.compile(r"\\.", re.DOTALL)
+_NOT_BRACKETS_RE = re.compile(r"[^\[\]{}]+")
+_INNERMOST_PAIRS_RE = re.compile(r"\[\]|\{\}")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 @cache
@@ -103,6 +108,8 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     text = decode_utf8(raw, line_is_text_line=False)
     if not text.strip():
         raise reject("empty statement: the file is empty")
+    if _nested_deeper_than(text, MAX_JSON_DEPTH):
+        raise reject(_TOO_DEEP)
     try:
         # parse_float=Decimal: nothing goes through float, even fields we later reject.
         doc = json.loads(
@@ -111,8 +118,6 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
             parse_constant=_no_constants,
             object_pairs_hook=_no_duplicate_keys,
         )
-    except RecursionError:
-        raise reject(_TOO_DEEP) from None
     except _DuplicateKey as exc:
         raise reject(f"key {exc.args[0]!r} appears twice in the same object") from None
     except json.JSONDecodeError as exc:
@@ -123,13 +128,6 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     except ValueError as exc:
         raise reject(f"not valid JSON: {exc}") from None
 
-    holdings = doc.get("holdings") if isinstance(doc, dict) else None
-    # The holdings are checked one by one below: walking 100,000 plain holdings here would
-    # cost a fifth of the parse for nothing.
-    leaf = holdings if isinstance(holdings, list) else None
-    if isinstance(doc, dict | list) and _deeper_than(doc, MAX_JSON_DEPTH, leaf):
-        raise _too_deep(None)
-
     errors = ErrorCollector("holding")
     # JSON paths the schema already complained about: not reported or checked again.
     flagged: set[str] = set()
@@ -137,12 +135,10 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     for error in outer.iter_errors(doc):
         _add_schema_error(list(error.absolute_path), error, errors, flagged)
 
+    holdings = doc.get("holdings") if isinstance(doc, dict) else None
     if isinstance(holdings, list):
         for i, holding in enumerate(holdings):
             if not _plainly_valid(holding):
-                # Below the object and the holdings list; before anything recursive sees it.
-                if isinstance(holding, dict | list) and _deeper_than(holding, MAX_JSON_DEPTH - 2):
-                    raise _too_deep(i + 1)
                 for error in holding_validator.iter_errors(holding):
                     parts = ["holdings", i, *error.absolute_path]
                     _add_schema_error(parts, error, errors, flagged)
@@ -168,25 +164,31 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     return ParsedStatement(FORMAT, statement_as_of, tuple(lines))
 
 
-def _deeper_than(value: Any, limit: int, leaf: Any = None) -> bool:
-    """Whether `value` nests more than `limit` containers deep; `leaf` (an object inside it)
-    counts as one level and is not entered. Iterative: no recursion."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        if node is leaf:
-            continue
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
+def _nested_deeper_than(text: str, limit: int) -> bool:
+    """Whether the JSON `text` nests arrays and objects more than `limit` deep.
 
-
-def _too_deep(holding: int | None) -> StatementRejected:
-    errors = ErrorCollector("holding")
-    errors.add(holding, None, _TOO_DEEP)
-    return StatementRejected(errors.errors)
+    No recursion and no decoding: strings are cut out (a bracket in a string is not nesting),
+    then innermost []/{} pairs are removed one level per round. Valid JSON of depth d is empty
+    after d rounds. Otherwise the text is invalid or deeper than `limit`, and the exact running
+    depth decides which; for invalid JSON it counts at least the levels the decoder would
+    enter before reaching its first error (both read the text alike up to there), so the
+    decoder never goes deeper than `limit`.
+    """
+    # Escapes out first (left to right, as the decoder reads them; outside a string a
+    # backslash is already an error): then every '"' opens or closes a string and a split
+    # is an exact, linear cut. A regex matching whole strings instead is quadratic on
+    # unterminated ones.
+    unescaped = _ESCAPE_RE.sub("", text) if "\\" in text else text
+    outside = "".join(unescaped.split('"')[0::2])
+    brackets = _NOT_BRACKETS_RE.sub("", outside)
+    remaining = brackets
+    for _ in range(limit):
+        if not remaining:
+            return False
+        remaining = _INNERMOST_PAIRS_RE.sub("", remaining)
+    if not remaining:
+        return False
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) > limit
 
 
 def _check_holding(
