@@ -135,7 +135,8 @@ def demo_semt002(lei: str, as_of: datetime, page: int = 1, of: int = 1) -> bytes
     """The custodian's holdings as semt.002; with `of` > 1, page `page` of a paged statement."""
     balances = []
     for isin, settled, in_transit in DEMO_HOLDINGS[lei][page - 1 :: of]:
-        aggregate = Decimal(settled) + Decimal(in_transit or 0)
+        # AggtBal is what is held now: a pending receipt is not in it yet.
+        aggregate = Decimal(settled)
         breakdown = (
             f"<BalBrkdwn><SubBalTp><Cd>PENR</Cd></SubBalTp><Qty><ShrtLngInd>LONG</ShrtLngInd>"
             f"<Qty><Qty><Unit>{in_transit}</Unit></Qty></Qty></Qty></BalBrkdwn>"
@@ -153,7 +154,7 @@ def demo_semt002(lei: str, as_of: datetime, page: int = 1, of: int = 1) -> bytes
         f"<Pgntn><PgNb>{page:05d}</PgNb><LastPgInd>{str(page == of).lower()}</LastPgInd></Pgntn>"
         f"<StmtGnlDtls><StmtId>HB-{as_of:%Y%m%d}</StmtId>"
         f"<StmtDtTm><DtTm>{as_of:%Y-%m-%dT%H:%M:%SZ}</DtTm></StmtDtTm>"
-        "<Frqcy><Cd>DAIL</Cd></Frqcy><UpdTp><Cd>COMP</Cd></UpdTp><StmtBsis><Cd>CONT</Cd></StmtBsis>"
+        "<Frqcy><Cd>DAIL</Cd></Frqcy><UpdTp><Cd>COMP</Cd></UpdTp><StmtBsis><Cd>SETT</Cd></StmtBsis>"
         "<ActvtyInd>true</ActvtyInd><SubAcctInd>false</SubAcctInd></StmtGnlDtls>"
         "<SfkpgAcct><Id>HB-TOKEN-RESERVE</Id></SfkpgAcct>"
         + "".join(balances)

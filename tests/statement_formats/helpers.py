@@ -46,11 +46,17 @@ def bal_for_acct(isin: str, aggregate: str, *breakdowns: tuple[str, str]) -> str
     return "\n".join(parts)
 
 
+# The mandatory StmtGnlDtls elements the parser reads (after StmtDtTm), as a custodian sends them.
+GENERAL = (
+    "<UpdTp><Cd>COMP</Cd></UpdTp><StmtBsis><Cd>SETT</Cd></StmtBsis><SubAcctInd>false</SubAcctInd>"
+)
+
+
 def semt002(
     *balances: str,
     version: str = "11",
     date: str = "<DtTm>2026-11-24T21:00:00Z</DtTm>",
-    general: str = "<UpdTp><Cd>COMP</Cd></UpdTp>",
+    general: str = GENERAL,
     account: str = "<SfkpgAcct><Id>SAFE-1</Id></SfkpgAcct>",
     prolog: str = '<?xml version="1.0" encoding="UTF-8"?>',
     pagination: str = "<Pgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></Pgntn>",

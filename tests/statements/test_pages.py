@@ -68,9 +68,9 @@ def test_pages_in_any_order_join_into_one_accepted_statement(owner_api, extra_as
     assert done["line_count"] == 6
     lines = owner_api.get(done["lines_url"]).json()["results"]
     assert [(x["isin"], x["balance_type"], x["quantity"].split(".")[0]) for x in lines] == [
-        ("US0378331005", "settled", "120000"),
+        ("US0378331005", "settled", "125000"),
         ("US0378331005", "pending_delivery", "5000"),
-        ("US67066G1040", "settled", "52500"),
+        ("US67066G1040", "settled", "60000"),
         ("US67066G1040", "pending_receipt", "7500"),
         ("US78462F1030", "settled", "30000"),
         ("IE00B5BMR087", "settled", "42000"),
@@ -146,7 +146,7 @@ def test_a_page_number_sent_again_with_other_content_is_refused(owner_api, extra
     send(owner_api, page(2))
     done = send(owner_api, page(3)).json()
     assert done["status"] == "accepted"
-    assert StatementLine.objects.get(isin="US0378331005", balance_type="settled").quantity == 120000
+    assert StatementLine.objects.get(isin="US0378331005", balance_type="settled").quantity == 125000
 
 
 def test_the_same_page_again_is_a_repeat(owner_api, extra_assets):

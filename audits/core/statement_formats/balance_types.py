@@ -1,8 +1,10 @@
 """Balance types a statement line can carry (the one place these constants live).
 
-Custody practice: only settled holdings are in the account and count as reserves. Securities in
-transit (bought but not yet received, sold but not yet delivered) are reported as their own figure
-so an auditor can see them without them inflating the reserve.
+A statement is on a settled basis: SETTLED is what the account holds now. PENDING_DELIVERY (sold
+or transferred out, not yet delivered) is still held, so it is inside the settled figure;
+PENDING_RECEIPT (bought or transferred in, not yet received) is not. Both are stored as figures of
+their own: reading a statement never adds them to or subtracts them from the settled figure.
+Whether a pending delivery is deducted from the reserve is a reconciliation policy, not a parser's.
 """
 
 SETTLED = "settled"

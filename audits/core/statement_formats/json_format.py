@@ -1,13 +1,22 @@
-"""JSON statements, validated against statement.schema.json (JSON Schema draft 2020-12)."""
+"""JSON statements, validated against statement.schema.json (JSON Schema draft 2020-12).
+
+Nesting: a statement is three levels deep (object, holdings list, holding object). Python's
+decoder recurses once per level and, depending on the thread's C stack and the recursion limit,
+can crash the process on a deep enough document rather than raise; so the text's nesting is
+measured first, without recursion and without decoding (_nested_deeper_than), and a document
+deeper than MAX_JSON_DEPTH is rejected before the decoder or anything else recursive sees it.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from itertools import accumulate
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
@@ -27,6 +36,16 @@ from .validation import (
 )
 
 FORMAT = "json"
+# Three levels are needed; the rest is room for a clear schema error on a wrong shape.
+MAX_JSON_DEPTH = 20
+_TOO_DEEP = (
+    f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep (a statement needs 3: the "
+    "object, the holdings list, each holding); this is not a statement of holdings"
+)
+_ESCAPE_RE = re.compile(r"\\.", re.DOTALL)
+_NOT_BRACKETS_RE = re.compile(r"[^\[\]{}]+")
+_INNERMOST_PAIRS_RE = re.compile(r"\[\]|\{\}")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 @cache
@@ -89,6 +108,8 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     text = decode_utf8(raw, line_is_text_line=False)
     if not text.strip():
         raise reject("empty statement: the file is empty")
+    if _nested_deeper_than(text, MAX_JSON_DEPTH):
+        raise reject(_TOO_DEEP)
     try:
         # parse_float=Decimal: nothing goes through float, even fields we later reject.
         doc = json.loads(
@@ -141,6 +162,33 @@ def parse_json(raw: bytes, as_of: datetime | None = None) -> ParsedStatement:
     statement_as_of = check_as_of(file_as_of, as_of, errors)
     errors.raise_if_any()
     return ParsedStatement(FORMAT, statement_as_of, tuple(lines))
+
+
+def _nested_deeper_than(text: str, limit: int) -> bool:
+    """Whether the JSON `text` nests arrays and objects more than `limit` deep.
+
+    No recursion and no decoding: strings are cut out (a bracket in a string is not nesting),
+    then innermost []/{} pairs are removed one level per round. Valid JSON of depth d is empty
+    after d rounds. Otherwise the text is invalid or deeper than `limit`, and the exact running
+    depth decides which; for invalid JSON it counts at least the levels the decoder would
+    enter before reaching its first error (both read the text alike up to there), so the
+    decoder never goes deeper than `limit`.
+    """
+    # Escapes out first (left to right, as the decoder reads them; outside a string a
+    # backslash is already an error): then every '"' opens or closes a string and a split
+    # is an exact, linear cut. A regex matching whole strings instead is quadratic on
+    # unterminated ones.
+    unescaped = _ESCAPE_RE.sub("", text) if "\\" in text else text
+    outside = "".join(unescaped.split('"')[0::2])
+    brackets = _NOT_BRACKETS_RE.sub("", outside)
+    remaining = brackets
+    for _ in range(limit):
+        if not remaining:
+            return False
+        remaining = _INNERMOST_PAIRS_RE.sub("", remaining)
+    if not remaining:
+        return False
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets))) > limit
 
 
 def _check_holding(

@@ -12,8 +12,9 @@ class StatementLine:
     """One holding: `quantity` of `isin` in `account`, with its balance type.
 
     `line_no` is where the holding is in the source: the physical line for CSV, the 1-based
-    holding index for JSON, the source line of the `<BalForAcct>` element for semt.002 (one
-    `BalForAcct` can yield up to three lines: settled, pending receipt, pending delivery).
+    holding index for JSON, the source line of the `<BalForAcct>` or `<BalForSubAcct>` element
+    for semt.002 (one such element can yield up to three lines: settled, pending receipt,
+    pending delivery).
     """
 
     line_no: int
