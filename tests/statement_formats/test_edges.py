@@ -151,9 +151,9 @@ def test_an_unknown_country_code_is_refused_even_with_a_valid_check_digit():
 
 def test_isin_refusals_word_for_word():
     assert _check_isin("  ") == (None, "ISIN is missing")
-    assert _check_isin("US0378331006") == (
+    assert _check_isin("US0378331000") == (
         None,
-        "ISIN 'US0378331006' has a wrong check digit: the last character should be '5' "
+        "ISIN 'US0378331000' has a wrong check digit: the last character should be '5' "
         "(a typo in the ISIN?)",
     )
 
