@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     for module in sorted(by_module):
         counts = by_module[module]
         total = sum(counts.values())
+        if counts["not checked"] == total:
+            print(f"{module:<45} not run (restricted with MUTANTS=...)")
+            continue
         detected = sum(counts[s] for s in DETECTED)
         other = total - detected - counts["survived"] - counts["no tests"]
         score = 100 * detected / total

@@ -331,3 +331,59 @@ def test_the_verifier_never_raises_even_at_the_recursion_limit():
 )  # fmt: skip
 def test_format_amount(value, decimals, shown):
     assert format_amount(value, decimals) == shown
+
+
+# --- the command-line verifier, in process -----------------------------------------------------
+
+
+def test_verify_main_prints_the_summary_then_valid(tmp_path, capsys, monkeypatch):
+    from audits.core.verify import main
+
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(bob_proof()), encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["verify", str(path)])
+    assert main() == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "snapshot: vec-pad-2026-11-25",
+        "account:  bob",
+        "balance:  0.000000000000000003 TSLAx",
+        "root:     072ddba5c2bd5e9dbcb6d849746c96a72b15b72c56aba5b8e5a1f0bb9fc06bd4",
+        "total:    7.000000000000000003 TSLAx",
+        "VALID",
+    ]
+
+
+def test_verify_main_without_account_prints_the_note_and_no_account(tmp_path, capsys):
+    from audits.core.verify import main
+
+    proof = bob_proof()
+    del proof["account"]
+    proof["root"]["sums"] = ["1"]
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(proof), encoding="utf-8")
+    assert main([str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert "account:  bob" not in out
+    assert out[-2:] == [
+        "note:     no account section: the leaf is not tied to an account id",
+        "INVALID: recomputed root sums differ from root.sums",
+    ]
+    assert "total:    0.000000000000000001 TSLAx" in out
+
+
+def test_verify_main_refuses_bad_usage_and_unreadable_files(tmp_path, capsys):
+    from audits.core.verify import main
+
+    assert main([]) == 1
+    assert main(["a", "b"]) == 1
+    assert capsys.readouterr().err == "usage: python -m audits.verify PROOF.json\n" * 2
+    missing = tmp_path / "missing.json"
+    assert main([str(missing)]) == 1
+    assert capsys.readouterr().out.startswith("INVALID: cannot read proof: [Errno 2]")
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xff")
+    assert main([str(bad)]) == 1
+    assert capsys.readouterr().out.startswith("INVALID: cannot read proof: 'utf-8' codec")
+    bad.write_text("[]", encoding="utf-8")
+    assert main([str(bad)]) == 1
+    assert capsys.readouterr().out == "INVALID: proof must be an object\n"
