@@ -6,6 +6,7 @@ wording a custodian reads is asserted whole: a refusal must say exactly what is 
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -22,6 +23,7 @@ from audits.core.statement_formats import (
     decimal_places,
     parse_statement,
 )
+from audits.core.statement_formats.json_format import _plainly_valid
 from audits.core.statement_formats.validation import (
     ErrorCollector,
     _check_digit,
@@ -305,3 +307,107 @@ def test_a_date_only_statement_is_compared_in_utc_whatever_the_server_zone(monke
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def _doc(*holdings: object, as_of: object = "2026-11-24T21:00:00Z") -> bytes:
+    body: dict[str, object] = {"holdings": list(holdings)}
+    if as_of is not None:
+        body["as_of"] = as_of
+    return json.dumps(body).encode()
+
+
+def _holding(**overrides: object) -> dict[str, object]:
+    return {"isin": APPLE, "quantity": "10", "account": "A", "balance_type": "settled", **overrides}
+
+
+def test_the_json_fast_path_vouches_for_plain_holdings_up_to_the_edges():
+    # It exists so 100,000 plain holdings skip jsonschema; it must say yes to them.
+    assert _plainly_valid(_holding())
+    assert _plainly_valid(_holding(account="x"))
+    assert _plainly_valid(_holding(account="x" * 64))
+    assert not _plainly_valid(_holding(account=""))
+    assert not _plainly_valid(_holding(account="x" * 65))
+    assert not _plainly_valid(_holding(balance_type="free"))
+    assert not _plainly_valid(_holding(quantity=10))
+    assert not _plainly_valid([_holding()])
+
+
+def test_json_account_length_edges_word_for_word():
+    assert parse_statement("json", _doc(_holding(account="x" * 64))).lines[0].account == "x" * 64
+    assert messages(rejected("json", _doc(_holding(account="x" * 65)), None)) == [
+        (1, "$.holdings[0].account", f"holding 1, field $.holdings[0].account: '{'x' * 65}' is "
+         "too long"),
+    ]  # fmt: skip
+
+
+def test_json_invalid_utf8_names_no_holding():
+    (error,) = rejected("json", b'{"as_of": "\xff"}').errors
+    assert error.line is None and "(text line 1)" in error.message
+
+
+def test_json_empty_and_empty_holdings_word_for_word():
+    assert messages(rejected("json", b" ")) == [
+        (None, None, "file: empty statement: the file is empty")
+    ]
+    # The empty list is reported with every other problem, not alone.
+    assert messages(rejected("json", _doc(as_of="yesterday"), None)) == [
+        (None, "$.holdings", "file, field $.holdings: empty statement: holdings is an empty list"),
+        (None, "$.as_of", "file, field $.as_of: 'yesterday' is not a date-time like "
+         "2026-11-24T21:00:00Z"),
+    ]  # fmt: skip
+
+
+def test_json_type_errors_name_the_field_and_drop_nothing_silently():
+    raw = _doc(
+        _holding(isin={"a": 1}),
+        _holding(quantity=None),
+        _holding(quantity=12.5),
+        _holding(quantity=True),
+        as_of=None,
+    )
+    assert messages(rejected("json", raw, AS_OF)) == [
+        (None, "$.as_of", "file, field $.as_of: as_of is missing"),
+        (1, "$.holdings[0].isin", "holding 1, field $.holdings[0].isin: {'a': 1} is not of type "
+         "'string'"),
+        (2, "$.holdings[1].quantity", 'holding 2, field $.holdings[1].quantity: quantity must be '
+         'a string such as "1500"'),
+        (3, "$.holdings[2].quantity", 'holding 3, field $.holdings[2].quantity: quantity must be '
+         'a string such as "12.5", not a JSON number (JSON numbers lose precision in many '
+         'encoders)'),
+        (4, "$.holdings[3].quantity", 'holding 4, field $.holdings[3].quantity: quantity must be '
+         'a string such as "1500"'),
+    ]  # fmt: skip
+
+
+def test_json_holdings_that_are_not_a_list_or_not_objects():
+    assert messages(rejected("json", json.dumps({"as_of": "2026-11-24T21:00:00Z",
+                                                  "holdings": "x"}).encode(), None)) == [
+        (None, "$.holdings", "file, field $.holdings: 'x' is not of type 'array'"),
+    ]  # fmt: skip
+    # A holding that is not an object does not stop the checks of the holdings after it.
+    errors = rejected("json", _doc(42, _holding(isin="US0378331000")), None).errors
+    assert [(e.line, e.field) for e in errors] == [
+        (1, "$.holdings[0]"),
+        (2, "$.holdings[1].isin"),
+    ]
+
+
+def test_json_every_field_of_a_holding_is_checked_and_bad_holdings_make_no_line():
+    raw = _doc(_holding(isin=None, quantity="-1"), _holding(quantity="x"), _holding(quantity="2"))
+    errors = rejected("json", raw, None).errors
+    # holding 2 failed: it is not a line, so it cannot conflict with holding 3.
+    assert [(e.line, e.field) for e in errors] == [
+        (1, "$.holdings[0].isin"),
+        (1, "$.holdings[0].quantity"),
+        (2, "$.holdings[1].quantity"),
+    ]
+
+
+def test_json_as_of_with_a_t_but_not_a_date():
+    (error,) = rejected("json", _doc(_holding(), as_of="2026-13-45T00:00:00Z"), None).errors
+    assert error.message == (
+        "file, field $.as_of: '2026-13-45T00:00:00Z' is not a date-time like 2026-11-24T21:00:00Z"
+    )
