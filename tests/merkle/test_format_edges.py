@@ -387,3 +387,47 @@ def test_verify_main_refuses_bad_usage_and_unreadable_files(tmp_path, capsys):
     bad.write_text("[]", encoding="utf-8")
     assert main([str(bad)]) == 1
     assert capsys.readouterr().out == "INVALID: proof must be an object\n"
+
+
+# --- the account record stream -----------------------------------------------------------------
+
+
+def test_record_chunks_close_at_exactly_the_requested_size():
+    from audits.core.merkle.records import encode_account, encode_accounts
+
+    accounts = [(f"u{i}", NONCE, [i]) for i in range(4)]
+    size = len(encode_account(accounts[0], 1))  # 4 + 2 + 32 + 16 = 54
+    assert size == 54
+    assert [len(c) for c in encode_accounts(accounts, 1, chunk_bytes=size)] == [size] * 4
+    assert [len(c) for c in encode_accounts(accounts, 1, chunk_bytes=2 * size)] == [2 * size] * 2
+    assert [len(c) for c in encode_accounts(accounts, 1, chunk_bytes=size + 1)] == [2 * size] * 2
+    assert list(encode_accounts([], 1)) == []
+
+
+def test_decoding_an_empty_stream_gives_nothing():
+    from audits.core.merkle.records import decode_records
+
+    assert list(decode_records([], 1)) == []
+    assert list(decode_records([b"", b""], 2)) == []
+
+
+def test_a_bad_record_is_numbered_from_zero_in_stream_order():
+    from audits.core.merkle.records import decode_records, encode_account
+
+    good = [encode_account((f"u{i}", NONCE, [i]), 1) for i in range(3)]
+    bad = (2).to_bytes(4, "big") + b"\xff\xfe" + NONCE + bytes(16)
+    stream = b"".join(good) + bad
+    with pytest.raises(MerkleError) as info:
+        list(decode_records([stream[:70], stream[70:]], 1))
+    assert (info.value.account, info.value.field, info.value.detail) == (
+        repr(b"\xff\xfe"),
+        "id",
+        "not valid UTF-8 (record 3)",
+    )
+    long_bad = (100).to_bytes(4, "big") + b"\xff" * 100 + NONCE + bytes(16)
+    with pytest.raises(MerkleError) as info:
+        list(decode_records([long_bad], 1))
+    assert info.value.account == repr(b"\xff" * 100)[:80]
+    with pytest.raises(MerkleError) as info:
+        list(decode_records([b"".join(good)[:-1]], 1))
+    assert str(info.value) == "records: stream ends inside a record (record 2)"
