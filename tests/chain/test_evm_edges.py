@@ -484,6 +484,16 @@ def test_a_refused_connection_names_the_reason_only(dead_url):
     assert info.value.retryable and "SECRET" not in repr(info.value.args)
 
 
+def test_a_url_requests_cannot_use_is_named_by_the_error_type():
+    for url, shown, reason in [
+        ("http://", "http://?", "InvalidURL"),
+        ("ftp://node", "ftp://node", "InvalidSchema"),
+    ]:
+        with pytest.raises(RpcUnavailable) as info:
+            read_supply([url], 1, TOKEN, 18)
+        assert str(info.value) == f"RPC {shown} unreachable for eth_chainId: {reason}"
+
+
 def test_a_node_that_never_answers_times_out():
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -564,6 +574,9 @@ def test_errors_keep_message_and_endpoint_through_pickling():
             exc.message,
             exc.rpc,
         )
+        # Celery's JSON result backend rebuilds an exception from its args alone.
+        rebuilt = type(exc)(*exc.args)
+        assert (str(rebuilt), rebuilt.rpc) == (str(exc), exc.rpc)
     assert ContractCallFailed("revert").rpc == ""
     assert RpcUnavailable.retryable and not SupplyReadError.retryable
     assert not any(k.retryable for k in (RpcRejected, ChainIdMismatch, DecimalsMismatch))
