@@ -223,6 +223,7 @@ def test_a_pinned_read_returns_every_field_and_names_the_block_by_hash(serve):
     assert [r["id"] for r in node.requests] == list(range(1, 10))
     assert all(r["jsonrpc"] == "2.0" for r in node.requests)
     assert all(h["Content-Type"] == "application/json" for h in node.headers)
+    assert node.params("eth_chainId") == node.params("eth_blockNumber") == [[]]
     assert node.params("eth_getBlockByNumber") == [["0x10", False]] * 2
     at = {"blockHash": HASH, "requireCanonical": True}
     assert node.params("eth_getCode") == [[TOKEN, at]]
@@ -299,6 +300,8 @@ def test_addresses_are_checksummed_and_a_wrong_checksum_is_refused(serve):
         ("0xnope", [], "token address '0xnope' is not a 20-byte hex address"),
         (5, [], "token address 5 is not a 20-byte hex address"),
         (TOKEN, [wrong], f"excluded address {wrong} has a wrong EIP-55 checksum"),
+        # Mixed case starting right after 0x (only the first letter lower-case).
+        ("0xa" + "B" * 39, [], f"token address 0xa{'B' * 39} has a wrong EIP-55 checksum"),
         (TOKEN, ["0x" + "1" * 41], f"excluded address '0x{'1' * 41}' is not a 20-byte hex address"),
     ]:
         with pytest.raises(InvalidAddress) as info:
@@ -315,7 +318,20 @@ def test_a_node_on_another_chain_is_refused_and_not_failed_over(serve):
     with pytest.raises(ChainIdMismatch) as info:
         read_supply([wrong.url, right.url], 1, TOKEN, 18)
     assert str(info.value) == f"RPC {wrong.url} serves chain id 5, expected 1"
+    assert info.value.rpc == wrong.url
     assert right.requests == []
+
+
+def test_a_bad_total_supply_word_is_named_as_totalsupply(serve):
+    node = token_node(serve())
+    call = node.script["eth_call"]
+    node.script["eth_call"] = lambda req: (
+        "0x" if req["params"][0]["data"] == "0x18160ddd" else call(req)
+    )
+    assert refusal(ContractCallFailed, node) == (
+        f"totalSupply() on {TOKEN} at block 16 via {node.url} returned no data, expected one "
+        "32-byte word (is this an ERC-20?)"
+    )
 
 
 def test_decimals_mismatch(serve):
@@ -505,6 +521,7 @@ def test_a_node_that_never_answers_times_out():
     finally:
         srv.close()
     assert str(info.value) == f"RPC {url} did not answer eth_chainId within 0.25s"
+    assert info.value.rpc == url and info.value.retryable
 
 
 def test_failover_moves_on_only_after_unavailability(serve, dead_url):
@@ -524,6 +541,11 @@ def test_failover_moves_on_only_after_unavailability(serve, dead_url):
         f"all 2 RPC endpoints failed: {single}; RPC {busy.url}/… answered HTTP 503 to eth_chainId"
     )
     assert info.value.rpc == f"{busy.url}/…"
+    # The summary's endpoint is the last one tried, whatever the number of endpoints.
+    with pytest.raises(RpcUnavailable) as info:
+        read_supply([dead_url, busy.url + "/a", dead_url + "/b"], 1, TOKEN, 18)
+    assert str(info.value).startswith("all 3 RPC endpoints failed: ")
+    assert info.value.rpc == f"{dead_url}/…"
 
 
 def test_proxy_variables_do_not_steer_node_traffic(serve, dead_url, monkeypatch):
