@@ -249,3 +249,8 @@ def test_long_quantities_keep_every_digit_through_the_subtraction():
         "semt002", document(*holding(APPLE, unit(aggregate), pend + "</BalBrkdwn>"))
     )
     assert lines.lines[0].quantity == Decimal("9" * 20 + "." + "9" * 17 + "8")
+
+
+def test_a_date_time_with_an_offset_keeps_it():
+    date = "<StmtGnlDtls><StmtDtTm><DtTm>2026-11-24T22:00:00+01:00</DtTm></StmtDtTm></StmtGnlDtls>"
+    assert parse_statement("semt002", document(*holding(), date=date)).as_of == AS_OF
