@@ -334,6 +334,18 @@ def test_a_bad_total_supply_word_is_named_as_totalsupply(serve):
     )
 
 
+def test_a_bad_balance_word_names_the_excluded_address(serve):
+    node = token_node(serve(), balances={HOLDER_A: 1})
+    call = node.script["eth_call"]
+    node.script["eth_call"] = lambda req: (
+        "0x" if req["params"][0]["data"].startswith("0x70a08231") else call(req)
+    )
+    assert refusal(ContractCallFailed, node, excluded=[HOLDER_A]) == (
+        f"balanceOf({HOLDER_A}) on {TOKEN} at block 16 via {node.url} returned no data, "
+        "expected one 32-byte word (is this an ERC-20?)"
+    )
+
+
 def test_decimals_mismatch(serve):
     node = token_node(serve(), decimals=6)
     assert refusal(DecimalsMismatch, node) == (
@@ -629,6 +641,7 @@ def test_to_tokens_edges():
         ("http://h:1//", "http://h:1"),
         ("http://h:1/x/", "http://h:1/…"),
         ("/just/a/path", "?://?/…"),
+        ("http://h:1/X", "http://h:1/…"),
     ],
 )
 def test_redact_url_edges(url, shown):
