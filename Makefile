@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck install tools node-tools check-migrations bench asan clean lock
+.PHONY: demo test lint typecheck install tools node-tools check-migrations bench asan mutation clean lock
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -54,6 +54,15 @@ bench: install
 # bounded fuzz run against it (MERKLE_FUZZ_EXAMPLES, default 1500: about a minute).
 asan: install
 	scripts/merkle-asan.sh
+# Mutation testing of the framework-free core (mutmut 3, configured in pyproject.toml): minutes
+# of CPU, so not on every push. A fresh run each time (results cached by mutmut would miss new
+# tests), then per-module scores; fails if a module scores below MUTATION_FAIL_UNDER percent.
+MUTATION_JOBS ?= 2
+MUTATION_FAIL_UNDER ?= 85
+mutation: install
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	$(PY) scripts/mutation_report.py --fail-under $(MUTATION_FAIL_UNDER) --survivors
 
 lock: install
 	{ echo "# Exact pins (pip freeze of the resolved set). Regenerate with: make lock"; \
