@@ -278,7 +278,11 @@ def test_bad_arguments_are_programming_errors_with_their_reason(serve):
         ({"rpc_urls": []}, "at least one RPC URL is required"),
         ({"confirmations": -1}, "confirmations must be >= 0"),
         ({"block": -1}, "block must be >= 0"),
-        ({"timeout": 0}, "timeout must be > 0"),
+        ({"timeout": 0}, "timeouts must be > 0"),
+        ({"total_timeout": 0}, "timeouts must be > 0"),
+        ({"check_blocks": [-1]}, "check_blocks must be block numbers >= 0"),
+        ({"check_blocks": [True]}, "check_blocks must be block numbers >= 0"),
+        ({"check_blocks": ["1"]}, "check_blocks must be block numbers >= 0"),
     ]:
         args = {"rpc_urls": [node.url], "expected_chain_id": 1, "token": TOKEN}
         args.update(kwargs)
@@ -512,14 +516,17 @@ def test_a_refused_connection_names_the_reason_only(dead_url):
     assert info.value.retryable and "SECRET" not in repr(info.value.args)
 
 
-def test_a_url_requests_cannot_use_is_named_by_the_error_type():
-    for url, shown, reason in [
-        ("http://", "http://?", "InvalidURL"),
-        ("ftp://node", "ftp://node", "InvalidSchema"),
+def test_a_url_that_is_not_http_is_refused_before_anything_is_sent():
+    for url, shown in [
+        ("http://", "http://?"),
+        ("https://", "https://?"),
+        ("ftp://node", "ftp://node"),
+        ("http://node:99999", "<unparseable RPC URL>"),
     ]:
-        with pytest.raises(RpcUnavailable) as info:
+        with pytest.raises(RpcRejected) as info:
             read_supply([url], 1, TOKEN, 18)
-        assert str(info.value) == f"RPC {shown} unreachable for eth_chainId: {reason}"
+        assert str(info.value) == f"RPC {shown} is not an http(s) URL"
+        assert info.value.rpc == shown and not info.value.retryable
 
 
 def test_a_node_that_never_answers_times_out():
@@ -532,7 +539,10 @@ def test_a_node_that_never_answers_times_out():
             read_supply([url], 1, TOKEN, 18, timeout=0.25)
     finally:
         srv.close()
-    assert str(info.value) == f"RPC {url} did not answer eth_chainId within 0.25s"
+    assert str(info.value) == (
+        f"RPC {url} did not answer eth_chainId within 0.25s "
+        "(the deadline for the whole read from this endpoint)"
+    )
     assert info.value.rpc == url and info.value.retryable
 
 
