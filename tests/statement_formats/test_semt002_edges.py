@@ -467,3 +467,48 @@ def test_long_quantities_keep_every_digit():
 def test_a_date_time_with_an_offset_keeps_it():
     when = "<StmtDtTm><DtTm>2026-11-24T22:00:00+01:00</DtTm></StmtDtTm>"
     assert parse_statement("semt002", document(*holding(), date=details(when))).as_of == AS_OF
+
+
+def test_pages_without_general_details_are_reported_on_the_pagination_line():
+    assert refusals(document(*holding(), date="<Y/>")) == [
+        (3, "StmtGnlDtls", "line 3, field StmtGnlDtls: the statement general details are "
+         "missing"),
+    ]  # fmt: skip
+    page = "<Pgntn>\n<PgNb>2</PgNb><LastPgInd>true</LastPgInd></Pgntn>"
+    assert refusals(document(*holding(), date="<Y/>", page=page)) == [
+        (3, "StmtGnlDtls", "line 3, field StmtGnlDtls: the statement general details are "
+         "missing"),
+        (4, "StmtGnlDtls/StmtId", "line 4, field StmtGnlDtls/StmtId: this is page 2 of a "
+         "statement sent in several messages (the last page) but it has no statement id; the "
+         "pages of one statement are joined by StmtGnlDtls/StmtId"),
+    ]  # fmt: skip
+
+
+def test_every_bad_sub_balance_is_reported_not_only_the_first():
+    raw = document(
+        *holding(
+            APPLE,
+            LONG + unit("10"),
+            "<BalBrkdwn><Qty/></BalBrkdwn>",  # 10: no type
+            pending("PEND", "1"),
+            pending("PEND", "2"),  # 12: a second PEND
+            "<BalBrkdwn><SubBalTp><Cd>PENR</Cd></SubBalTp></BalBrkdwn>",  # 13: no quantity
+            pending("PENR", "-1"),  # 14: a bad quantity
+            "<BalBrkdwn><Qty/></BalBrkdwn>",  # 15: no type again
+        )
+    )
+    assert [(line, field) for line, field, _ in refusals(raw)] == [
+        (10, "BalForAcct[1]/BalBrkdwn[1]/SubBalTp"),
+        (12, "BalForAcct[1]/BalBrkdwn[3]/SubBalTp/Cd"),
+        (13, "BalForAcct[1]/BalBrkdwn[4]/Qty"),
+        (14, "BalForAcct[1]/BalBrkdwn[5]/Qty/Qty/Qty/Unit"),
+        (15, "BalForAcct[1]/BalBrkdwn[6]/SubBalTp"),
+    ]
+
+
+def test_a_qty_without_unit_is_named_on_the_qty_line():
+    raw = document(*holding(APPLE, LONG + "\n<Qty>\n<Qty/></Qty>"))
+    assert refusals(raw) == [
+        (10, "BalForAcct[1]/AggtBal/Qty", "line 10, field BalForAcct[1]/AggtBal/Qty: no quantity "
+         "in Unit (number of shares) found"),
+    ]  # fmt: skip
