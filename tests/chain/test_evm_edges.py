@@ -7,10 +7,12 @@ asserted whole: they are what an operator reads when a supply cannot be read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ import pytest
 from eth_utils import to_checksum_address
 
 from audits.core.evm import (
+    MAX_ANSWER_BYTES,
     ChainIdMismatch,
     ContractCallFailed,
     DecimalsMismatch,
@@ -278,7 +281,11 @@ def test_bad_arguments_are_programming_errors_with_their_reason(serve):
         ({"rpc_urls": []}, "at least one RPC URL is required"),
         ({"confirmations": -1}, "confirmations must be >= 0"),
         ({"block": -1}, "block must be >= 0"),
-        ({"timeout": 0}, "timeout must be > 0"),
+        ({"timeout": 0}, "timeouts must be > 0"),
+        ({"total_timeout": 0}, "timeouts must be > 0"),
+        ({"check_blocks": [-1]}, "check_blocks must be block numbers >= 0"),
+        ({"check_blocks": [True]}, "check_blocks must be block numbers >= 0"),
+        ({"check_blocks": ["1"]}, "check_blocks must be block numbers >= 0"),
     ]:
         args = {"rpc_urls": [node.url], "expected_chain_id": 1, "token": TOKEN}
         args.update(kwargs)
@@ -512,14 +519,17 @@ def test_a_refused_connection_names_the_reason_only(dead_url):
     assert info.value.retryable and "SECRET" not in repr(info.value.args)
 
 
-def test_a_url_requests_cannot_use_is_named_by_the_error_type():
-    for url, shown, reason in [
-        ("http://", "http://?", "InvalidURL"),
-        ("ftp://node", "ftp://node", "InvalidSchema"),
+def test_a_url_that_is_not_http_is_refused_before_anything_is_sent():
+    for url, shown in [
+        ("http://", "http://?"),
+        ("https://", "https://?"),
+        ("ftp://node", "ftp://node"),
+        ("http://node:99999", "<unparseable RPC URL>"),
     ]:
-        with pytest.raises(RpcUnavailable) as info:
+        with pytest.raises(RpcRejected) as info:
             read_supply([url], 1, TOKEN, 18)
-        assert str(info.value) == f"RPC {shown} unreachable for eth_chainId: {reason}"
+        assert str(info.value) == f"RPC {shown} is not an http(s) URL"
+        assert info.value.rpc == shown and not info.value.retryable
 
 
 def test_a_node_that_never_answers_times_out():
@@ -532,7 +542,10 @@ def test_a_node_that_never_answers_times_out():
             read_supply([url], 1, TOKEN, 18, timeout=0.25)
     finally:
         srv.close()
-    assert str(info.value) == f"RPC {url} did not answer eth_chainId within 0.25s"
+    assert str(info.value) == (
+        f"RPC {url} did not answer eth_chainId within 0.25s "
+        "(the deadline for the whole read from this endpoint)"
+    )
     assert info.value.rpc == url and info.value.retryable
 
 
@@ -646,3 +659,141 @@ def test_to_tokens_edges():
 )
 def test_redact_url_edges(url, shown):
     assert redact_url(url) == shown
+
+
+# --- the HTTP client: one connection, one deadline, one reconnect --------------------------------
+
+
+def _request(conn: socket.socket) -> dict[str, Any] | None:
+    """Read one HTTP request from ``conn``; its JSON body, or None once the client hung up."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return json.loads(body)
+
+
+def _http(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+@pytest.fixture
+def raw_node() -> Iterator[Callable[[Callable[[socket.socket, int], None]], str]]:
+    """Loopback TCP nodes: ``handle(conn, n)`` runs for the n-th connection (from 1)."""
+    stop = threading.Event()
+    sockets: list[socket.socket] = []
+
+    def make(handle: Callable[[socket.socket, int], None]) -> str:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        srv.settimeout(0.1)
+        sockets.append(srv)
+
+        def accept() -> None:
+            n = 0
+            while not stop.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    continue
+                n += 1
+                # OSError: the client hung up, which is what a deadline does.
+                with conn, contextlib.suppress(OSError):
+                    handle(conn, n)
+
+        threading.Thread(target=accept, daemon=True).start()
+        return f"http://127.0.0.1:{srv.getsockname()[1]}"
+
+    yield make
+    stop.set()
+    for srv in sockets:
+        srv.close()
+
+
+def test_a_kept_alive_connection_closed_by_the_node_is_reopened_once(raw_node):
+    calls: list[tuple[int, str]] = []
+
+    def handle(conn: socket.socket, n: int) -> None:
+        # Answers one request per connection, then closes it without saying so (no
+        # `Connection: close`), as a node's idle timeout does.
+        req = _request(conn)
+        if req is None:
+            return
+        calls.append((n, req["method"]))
+        if req["method"] == "eth_chainId":
+            body = {"jsonrpc": "2.0", "id": req["id"], "result": "0x1"}
+        else:
+            body = {"jsonrpc": "2.0", "id": req["id"], "error": {"code": 1, "message": "no"}}
+        conn.sendall(_http(json.dumps(body).encode()))
+
+    url = raw_node(handle)
+    with pytest.raises(SupplyReadError) as info:
+        read_supply([url], 1, TOKEN, 18)
+    # The second call met the closed connection and went out again on a new one.
+    assert calls == [(1, "eth_chainId"), (2, "eth_blockNumber")]
+    assert str(info.value) == f"RPC {url} returned error 1 for eth_blockNumber: no"
+
+
+def test_a_fresh_connection_closed_without_an_answer_is_not_retried(raw_node):
+    connections: list[int] = []
+
+    def handle(conn: socket.socket, n: int) -> None:
+        connections.append(n)
+        _request(conn)  # read it, then hang up without a word
+
+    url = raw_node(handle)
+    with pytest.raises(RpcUnavailable) as info:
+        read_supply([url], 1, TOKEN, 18)
+    assert str(info.value) == f"RPC {url} unreachable for eth_chainId: RemoteDisconnected"
+    time.sleep(0.2)  # a retry would have connected by now
+    assert connections == [1]
+
+
+def test_a_trickled_answer_is_abandoned_at_the_whole_read_deadline(raw_node):
+    def handle(conn: socket.socket, n: int) -> None:
+        req = _request(conn)
+        if req is None:
+            return
+        body = json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x1"}).encode()
+        answer = _http(body + b" " * 100)
+        conn.sendall(answer[:40])  # the status line and headers at once, then a byte at a time
+        for byte in answer[40:]:
+            time.sleep(0.05)
+            conn.sendall(bytes([byte]))
+
+    url = raw_node(handle)
+    started = time.monotonic()
+    with pytest.raises(RpcUnavailable) as info:
+        read_supply([url], 1, TOKEN, 18, timeout=0.4)
+    assert time.monotonic() - started < 1.5  # a per-receive timeout would wait ~6 s
+    assert str(info.value) == (
+        f"RPC {url} did not answer eth_chainId within 0.4s "
+        "(the deadline for the whole read from this endpoint)"
+    )
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_an_answer_of_exactly_the_limit_is_read_and_one_byte_more_refused(raw_node, extra):
+    def handle(conn: socket.socket, n: int) -> None:
+        while (req := _request(conn)) is not None:
+            body = json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x5"}).encode()
+            conn.sendall(_http(body.ljust(MAX_ANSWER_BYTES + extra)))
+
+    url = raw_node(handle)
+    with pytest.raises(SupplyReadError) as info:
+        read_supply([url], 1, TOKEN, 18)
+    if extra:
+        assert str(info.value) == f"RPC {url} sent more than 1048576 bytes for eth_chainId"
+    else:
+        assert str(info.value).startswith(f"RPC {url} serves chain id 5")

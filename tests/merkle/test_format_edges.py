@@ -365,11 +365,11 @@ def test_verify_main_prints_the_summary_then_valid(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(sys, "argv", ["verify", str(path)])
     assert main() == 0
     assert capsys.readouterr().out.splitlines() == [
-        "snapshot: vec-pad-2026-11-25",
-        "account:  bob",
-        "balance:  0.000000000000000003 TSLAx",
+        'snapshot: "vec-pad-2026-11-25"',
+        'account:  "bob"',
+        'balance:  0.000000000000000003 "TSLAx"',
         "root:     072ddba5c2bd5e9dbcb6d849746c96a72b15b72c56aba5b8e5a1f0bb9fc06bd4",
-        "total:    7.000000000000000003 TSLAx",
+        'total:    7.000000000000000003 "TSLAx"',
         "VALID",
     ]
 
@@ -384,12 +384,12 @@ def test_verify_main_without_account_prints_the_note_and_no_account(tmp_path, ca
     path.write_text(json.dumps(proof), encoding="utf-8")
     assert main([str(path)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert "account:  bob" not in out
+    assert not any(line.startswith("account:") for line in out)
     assert out[-2:] == [
         "note:     no account section: the leaf is not tied to an account id",
         "INVALID: recomputed root sums differ from root.sums",
     ]
-    assert "total:    0.000000000000000001 TSLAx" in out
+    assert 'total:    0.000000000000000001 "TSLAx"' in out
 
 
 def test_verify_main_refuses_bad_usage_and_unreadable_files(tmp_path, capsys):
