@@ -55,3 +55,35 @@ class SupplySource(models.TextChoices):
 class ReadingStatus(models.TextChoices):
     OK = "ok", "ok"
     FAILED = "failed", "failed"
+
+
+class ReconciliationStatus(models.TextChoices):
+    """The outcome of comparing an asset's reserves with its supply."""
+
+    HEALTHY = "healthy", "Healthy"
+    WARNING = "warning", "Warning"
+    BREACH = "breach", "Breach"
+    STALE = "stale", "Stale evidence"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class EligibilityState(models.TextChoices):
+    """Whether an asset counts as margin collateral."""
+
+    ELIGIBLE = "eligible", "Eligible"
+    FROZEN = "frozen", "Frozen"
+
+
+class WebhookEventType(models.TextChoices):
+    """What a webhook subscriber can be sent: one message per eligibility transition."""
+
+    FROZEN = "eligibility.frozen", "Asset frozen"
+    UNFROZEN = "eligibility.unfrozen", "Asset unfrozen"
+    HAIRCUT_CHANGED = "eligibility.haircut_changed", "Haircut changed"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    # Gave up after the retry schedule, or the endpoint answered 410 / was disabled.
+    FAILED = "failed", "Failed"
