@@ -1,1 +1,381 @@
-"""Placeholder: filled in by issue #10."""
+"""Reconciliation: gather each asset's evidence, compare reserves with supply
+(`audits.core.reconciliation`), store the result, and move eligibility on.
+
+One run handles a batch of assets in one transaction with their eligibility rows locked, so
+two runs of one asset never interleave and a run killed half-way leaves nothing behind. The
+number of queries does not depend on the number of assets: inputs are read in bulk, results
+written in bulk. A run whose inputs and outcome match the asset's latest reconciliation (same
+digest) only records that it checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from audits import eligibility
+from audits.core import market_hours
+from audits.core import reconciliation as core
+from audits.core.statement_formats import PENDING_DELIVERY, SETTLED
+from audits.market_calendars import clocks_for
+from audits.models import (
+    Asset,
+    CustodianStatement,
+    Eligibility,
+    MultiplierChange,
+    ReconciledReading,
+    ReconciledStatement,
+    Reconciliation,
+    StatementLine,
+)
+from audits.statements import counting_statements
+from audits.supply import deployment_supplies, freshness
+from audits.triggers import ensure_eligibility_rows
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    asset_id: int
+    reconciliation_id: int
+    #: False when the run found the same result as the latest and only recorded the check
+    created: bool
+    status: str
+    #: the eligibility event this run caused, if any
+    event_seq: int | None = None
+
+
+@dataclass
+class Evidence:
+    """Everything one asset's reconciliation rests on, as the core sees it."""
+
+    asset: Asset
+    policy: core.Policy
+    statements: list[core.StatementEvidence]
+    supplies: list[core.SupplyEvidence]
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def reconcile_asset(asset_id: int, now: datetime | None = None) -> Result | None:
+    """Reconcile one asset (the task run after new evidence). Clears the queued mark first,
+    so evidence arriving during the run queues the next one."""
+    Eligibility.objects.filter(asset_id=asset_id).update(run_queued_at=None)
+    results = reconcile_assets([asset_id], now=now)
+    return results[0] if results else None
+
+
+def reconcile_all(now: datetime | None = None) -> list[Result]:
+    """Every active asset, in batches (the every-minute schedule, which notices staleness
+    without new evidence and clears every queued mark, lost tasks' included)."""
+    ids = list(Asset.objects.filter(active=True).order_by("pk").values_list("pk", flat=True))
+    Eligibility.objects.filter(run_queued_at__isnull=False).update(run_queued_at=None)
+    results: list[Result] = []
+    size = settings.RECONCILE_BATCH_SIZE
+    for start in range(0, len(ids), size):
+        results += reconcile_assets(ids[start : start + size], now=now)
+    return results
+
+
+def reconcile_assets(asset_ids: Iterable[int], now: datetime | None = None) -> list[Result]:
+    """Reconcile ``asset_ids`` in one transaction; one result per active asset."""
+    ids = sorted(set(asset_ids))
+    ensure_eligibility_rows(ids)
+    with transaction.atomic():
+        now = now or timezone.now()
+        rows = {
+            row.asset_id: row
+            for row in Eligibility.objects.select_for_update(of=("self",))
+            .filter(asset_id__in=ids, asset__active=True)
+            .select_related("asset", "asset__policy", "latest")
+            .prefetch_related("asset__deployments__chain")
+            .order_by("asset_id")
+        }
+        evidence = gather([row.asset for row in rows.values()], now)
+        return _store(rows, evidence, now)
+
+
+# --------------------------------------------------------------------------- gathering
+
+
+def gather(assets: Sequence[Asset], now: datetime) -> dict[int, Evidence]:
+    """The evidence of each asset at ``now``, read in a fixed number of queries."""
+    by_id = {a.pk: a for a in assets}
+    counting = {key: sid for key, sid in counting_statements(now=now).items() if key[1] in by_id}
+    statements = {
+        s.pk: s
+        for s in CustodianStatement.objects.filter(
+            pk__in=set(counting.values()), custodian__active=True
+        ).select_related("custodian")
+    }
+    holdings = _holdings(statements, by_id)
+    changes: dict[int, list[tuple[datetime, Decimal]]] = defaultdict(list)
+    for asset_id, at, value in MultiplierChange.objects.filter(asset_id__in=by_id).values_list(
+        "asset_id", "effective_at", "shares_per_token"
+    ):
+        changes[asset_id].append((at, value))
+    clocks = clocks_for({a.mic for a in assets})
+    supplies = _supplies(assets, now)
+
+    evidence = {
+        a.pk: Evidence(a, eligibility.policy_for(a), [], supplies.get(a.pk, [])) for a in assets
+    }
+    for (_custodian, asset_id), sid in sorted(counting.items()):
+        statement = statements.get(sid)
+        if statement is None or statement.as_of is None:
+            continue  # an inactive custodian's statement does not count
+        asset = by_id[asset_id]
+        settled, pending = holdings.get((sid, asset_id), (Decimal(0), Decimal(0)))
+        evidence[asset_id].statements.append(
+            core.StatementEvidence(
+                statement_id=sid,
+                custodian=statement.custodian.name,
+                as_of=statement.as_of,
+                settled=settled,
+                pending_delivery=pending,
+                shares_per_token=core.multiplier_at(
+                    asset.shares_per_token, changes[asset_id], statement.as_of
+                ),
+                sessions_old=_sessions_old(clocks.get(asset.mic), statement.as_of, now),
+            )
+        )
+    return evidence
+
+
+def _sessions_old(
+    clock: market_hours.SessionClock | None, as_of: datetime, now: datetime
+) -> int | None:
+    if clock is None:
+        return None
+    try:
+        return clock.sessions_closed_between(as_of, now)
+    except market_hours.OutsideCalendar:
+        return None
+
+
+def _holdings(
+    statements: dict[int, CustodianStatement], assets: dict[int, Asset]
+) -> dict[tuple[int, int], tuple[Decimal, Decimal]]:
+    """(statement, asset) -> (settled, pending delivery), exact on every database."""
+    lines = StatementLine.objects.filter(
+        statement_id__in=statements,
+        asset_id__in=assets,
+        balance_type__in=[SETTLED, PENDING_DELIVERY],
+    ).order_by()
+    totals: dict[tuple[int, int], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    if connection.vendor == "postgresql":
+        # numeric adds up exactly in SQL.
+        rows = lines.values_list("statement_id", "asset_id", "balance_type").annotate(
+            total=Sum("quantity")
+        )
+    else:
+        # SQLite holds quantities as text (ExactDecimalField): add them up in Decimal.
+        rows = lines.values_list("statement_id", "asset_id", "balance_type", "quantity")
+    with core.exact_context():
+        for sid, asset_id, balance_type, quantity in rows:
+            slot = 0 if balance_type == SETTLED else 1
+            totals[(sid, asset_id)][slot] += quantity
+    return {key: (v[0], v[1]) for key, v in totals.items()}
+
+
+def _supplies(assets: Sequence[Asset], now: datetime) -> dict[int, list[core.SupplyEvidence]]:
+    deployments = [d for a in assets for d in a.deployments.all() if d.active and d.chain.active]
+    judged = deployment_supplies(deployments, now)
+    out: dict[int, list[core.SupplyEvidence]] = defaultdict(list)
+    for d in sorted(deployments, key=lambda d: (d.asset_id, d.chain.chain_id)):
+        j = judged[d.pk]
+        reading = j.reading if j.counted else None
+        out[d.asset_id].append(
+            core.SupplyEvidence(
+                deployment_id=d.pk,
+                chain=d.chain.name,
+                reading_id=reading.pk if reading else None,
+                circulating=reading.circulating if reading else None,
+                confirmed_at=freshness(reading) if reading else None,
+                problem="" if reading else f"{j.state}" + (f" ({j.note})" if j.note else ""),
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def _store(
+    rows: dict[int, Eligibility], evidence: dict[int, Evidence], now: datetime
+) -> list[Result]:
+    new: list[tuple[Reconciliation, Evidence, core.Outcome]] = []
+    touched: list[int] = []
+    current: dict[int, Reconciliation] = {}
+    for asset_id, row in rows.items():
+        ev = evidence[asset_id]
+        outcome = core.reconcile(ev.asset.code, ev.statements, ev.supplies, ev.policy, now)
+        digest = core.digest(asset_id, ev.policy, ev.statements, ev.supplies, outcome)
+        if row.latest is not None and row.latest.digest == digest:
+            touched.append(row.latest.pk)
+            current[asset_id] = row.latest
+            continue
+        rec = Reconciliation(
+            asset_id=asset_id,
+            computed_at=now,
+            checked_at=now,
+            status=outcome.status,
+            reason=outcome.reason,
+            reserves=outcome.reserves,
+            supply=outcome.supply,
+            ratio=outcome.ratio,
+            shortfall_bps=outcome.shortfall_bps,
+            evidence_as_of=outcome.evidence_as_of,
+            policy=ev.policy.as_json(),
+            digest=digest,
+        )
+        new.append((rec, ev, outcome))
+        current[asset_id] = rec
+    if touched:
+        Reconciliation.objects.filter(pk__in=touched).update(checked_at=now, checks=F("checks") + 1)
+    if new:
+        Reconciliation.objects.bulk_create([rec for rec, _, _ in new])
+        ReconciledStatement.objects.bulk_create(
+            ReconciledStatement(
+                reconciliation=rec,
+                statement_id=s.statement_id,
+                settled=s.settled,
+                pending_delivery=s.pending_delivery,
+                shares_per_token=s.shares_per_token,
+                tokens=tokens,
+                sessions_old=s.sessions_old,
+            )
+            for rec, ev, outcome in new
+            for s, tokens in zip(ev.statements, outcome.statement_tokens, strict=True)
+        )
+        ReconciledReading.objects.bulk_create(
+            ReconciledReading(
+                reconciliation=rec,
+                deployment_id=s.deployment_id,
+                reading_id=s.reading_id,
+                circulating=s.circulating,
+                confirmed_at=s.confirmed_at,
+                problem=s.problem[:500],
+            )
+            for rec, ev, _ in new
+            for s in ev.supplies
+        )
+        for rec, ev, _ in new:
+            previous = rows[rec.asset_id].latest
+            if previous is None or previous.status != rec.status:
+                logger.info(
+                    "reconciliation %s: %s",
+                    ev.asset.code,
+                    rec.status,
+                    extra={"asset": ev.asset.code, "status": rec.status, "reason": rec.reason},
+                )
+    pending = []
+    for asset_id, row in rows.items():
+        step = eligibility.after_reconciliation(
+            row, current[asset_id], evidence[asset_id].policy, now
+        )
+        if step is not None:
+            pending.append(step)
+    Eligibility.objects.bulk_update(
+        list(rows.values()),
+        ["state", "haircut_bps", "healthy_streak", "frozen_manually", "frozen_by", "latest",
+         "since", "reason"],
+    )  # fmt: skip
+    events = {e.asset_id: e.seq for e in eligibility.record(pending, now)}
+    created = {rec.asset_id for rec, _, _ in new}
+    return [Result(a, current[a].pk, a in created, current[a].status, events.get(a)) for a in rows]
+
+
+# --------------------------------------------------------------------------- checking
+
+
+@dataclass(frozen=True)
+class Recomputation:
+    """A stored reconciliation next to the same arithmetic redone from what it references."""
+
+    stored: core.Outcome
+    recomputed: core.Outcome
+    differences: list[str]
+
+    @property
+    def matches(self) -> bool:
+        return not self.differences
+
+
+def recompute(reconciliation_id: int) -> Recomputation:
+    """Redo a reconciliation from the evidence it references: the statements' stored lines,
+    the multiplier history at each statement's as-of, the supply readings' figures, and the
+    policy as it was applied. Anything that differs from what was stored is listed."""
+    rec = Reconciliation.objects.select_related("asset").get(pk=reconciliation_id)
+    policy = core.Policy.from_json(rec.policy)
+    links = list(rec.statement_links.select_related("statement__custodian").order_by("pk"))
+    statement_ids = {link.statement_id: link.statement for link in links}
+    holdings = _holdings(statement_ids, {rec.asset_id: rec.asset})
+    changes = list(
+        MultiplierChange.objects.filter(asset=rec.asset).values_list(
+            "effective_at", "shares_per_token"
+        )
+    )
+    statements = []
+    for link in links:
+        settled, pending = holdings.get((link.statement_id, rec.asset_id), (Decimal(0), Decimal(0)))
+        statements.append(
+            core.StatementEvidence(
+                statement_id=link.statement_id,
+                custodian=link.statement.custodian.name,
+                as_of=link.statement.as_of,
+                settled=settled,
+                pending_delivery=pending,
+                shares_per_token=core.multiplier_at(
+                    rec.asset.shares_per_token, changes, link.statement.as_of
+                ),
+                sessions_old=link.sessions_old,
+            )
+        )
+    supplies = [
+        core.SupplyEvidence(
+            deployment_id=link.deployment_id,
+            chain=link.deployment.chain.name,
+            reading_id=link.reading_id,
+            circulating=link.reading.circulating if link.reading else None,
+            confirmed_at=link.confirmed_at,
+            problem=link.problem,
+        )
+        for link in rec.reading_links.select_related("reading", "deployment__chain").order_by(
+            "deployment__chain__chain_id", "pk"
+        )
+    ]
+    stored = core.Outcome(
+        rec.status, rec.reason, rec.reserves, rec.supply, rec.ratio, rec.shortfall_bps
+    )
+    redone = core.reconcile(rec.asset.code, statements, supplies, policy, rec.computed_at)
+    differences = [
+        f"{name}: stored {a}, recomputed {b}"
+        for name, a, b in (
+            ("status", stored.status, redone.status),
+            ("reason", stored.reason, redone.reason),
+            ("reserves", stored.reserves, redone.reserves),
+            ("supply", stored.supply, redone.supply),
+            ("ratio", stored.ratio, redone.ratio),
+            ("shortfall_bps", stored.shortfall_bps, redone.shortfall_bps),
+        )
+        if a != b
+    ]
+    for link, s in zip(links, statements, strict=True):
+        if link.shares_per_token != s.shares_per_token:
+            differences.append(
+                f"statement {link.statement_id}: multiplier stored {link.shares_per_token}, "
+                f"history says {s.shares_per_token}"
+            )
+    return Recomputation(stored, redone, differences)

@@ -24,7 +24,7 @@ from decimal import Context, Decimal, Inexact, InvalidOperation
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, QuerySet
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -48,6 +48,7 @@ from audits.models import (
     StatementLine,
 )
 from audits.permissions import is_admin
+from audits.triggers import request_runs
 
 logger = logging.getLogger(__name__)
 
@@ -559,12 +560,27 @@ def _accept(
             status=StatementStatus.SUPERSEDED, superseded_by=statement
         )
         _insert_lines(statement, parsed, assets, line_pages)
+        request_runs(_assets_of(statement))
         statement.as_of = parsed.as_of
         statement.line_count = len(parsed.lines)
         statement.status = StatementStatus.ACCEPTED
         statement.save()
     logger.info("statement accepted", extra={"statement": statement.pk, "lines": len(parsed.lines)})
     return True
+
+
+def _assets_of(statement: CustodianStatement) -> set[int]:
+    """Assets whose reserves may change with this statement: the ones it lists, and the ones
+    listed by the statements it supersedes or that supersede it (one query)."""
+    return set(
+        StatementLine.objects.filter(
+            Q(statement=statement)
+            | Q(statement__superseded_by=statement)
+            | Q(statement__supersedes=statement)
+        )
+        .values_list("asset_id", flat=True)
+        .distinct()
+    )
 
 
 def _insert_lines(
@@ -994,6 +1010,7 @@ def _reject_by_admin(statement_id: int, by, reason: str) -> int | None:
         {"line": None, "field": None, "message": f"Rejected by {by}: {reason}"},
     ]
     locked.save()  # first: at most one accepted statement per custodian and as-of
+    request_runs(_assets_of(locked))
     # Of the statements it superseded, at most one is still `superseded` (the others were
     # rejected): it is the one that counted before this one for the same as-of.
     previous = CustodianStatement.objects.select_for_update().filter(

@@ -26,7 +26,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from audits.choices import ReadingStatus, SupplySource
@@ -37,6 +37,7 @@ from audits.models import (
     SupplyReading,
     TokenDeployment,
 )
+from audits.triggers import request_runs
 
 logger = logging.getLogger(__name__)
 
@@ -192,11 +193,14 @@ def read_deployment(deployment_id: int, *, task_id: str | None = None) -> Supply
         )
         if exc.retryable:
             raise
+        request_runs([deployment.asset_id])  # the chain figure is void from now on
         return reading
     reading = _record_observation(deployment, observation, task_id)
-    _mark_orphans(
+    orphaned = _mark_orphans(
         chain, {**observation.canonical_hashes, observation.block_number: observation.block_hash}
     )
+    if orphaned or counted is None or counted.circulating != reading.circulating:
+        request_runs(orphaned or [deployment.asset_id])
     return reading
 
 
@@ -214,32 +218,32 @@ def _chain_readings(deployment: TokenDeployment) -> QuerySet[SupplyReading]:
     ).order_by(F("last_confirmed_at").desc(nulls_last=True), "-block_number", "-id")
 
 
-def _mark_orphans(chain: Chain, canonical: Mapping[int, str]) -> int:
-    """Mark every ok reading on ``chain`` whose block lost its height to another hash.
+def _mark_orphans(chain: Chain, canonical: Mapping[int, str]) -> set[int]:
+    """Mark every ok reading on ``chain`` whose block lost its height to another hash; the
+    ids of the assets whose readings were marked.
 
     Block hashes belong to the chain, so one deployment's read settles the readings of
     every token on that chain at the heights it saw.
     """
     now = timezone.now()
     marked = 0
+    assets: set[int] = set()
     for number, block_hash in canonical.items():
-        marked += (
-            SupplyReading.objects.filter(
-                deployment__chain=chain,
-                status=ReadingStatus.OK,
-                source=SupplySource.CHAIN,
-                block_number=number,
-                orphaned_at__isnull=True,
-            )
-            .exclude(block_hash=block_hash)
-            .update(orphaned_at=now, canonical_hash=block_hash)
-        )
+        lost = SupplyReading.objects.filter(
+            deployment__chain=chain,
+            status=ReadingStatus.OK,
+            source=SupplySource.CHAIN,
+            block_number=number,
+            orphaned_at__isnull=True,
+        ).exclude(block_hash=block_hash)
+        assets.update(lost.values_list("deployment__asset_id", flat=True))
+        marked += lost.update(orphaned_at=now, canonical_hash=block_hash)
     if marked:
         logger.warning(
             "supply readings orphaned by a reorg",
             extra={"chain_id": chain.chain_id, "readings": marked, "heights": sorted(canonical)},
         )
-    return marked
+    return assets
 
 
 def _record_failure(
@@ -359,6 +363,7 @@ def record_manual_supply(
         raise ValidationError({"as_of": "The as-of time cannot be in the future."})
     raw = tokens_to_raw(supply, deployment.decimals)
     amount = evm.to_tokens(raw, deployment.decimals)
+    request_runs([deployment.asset_id])
     return SupplyReading.objects.create(
         deployment=deployment,
         source=SupplySource.MANUAL,
@@ -416,7 +421,7 @@ def _stale_after(source: str) -> timedelta:
     return getattr(settings, "SUPPLY_CHAIN_STALE_AFTER", CHAIN_STALE_AFTER)
 
 
-def _freshness(reading: SupplyReading) -> datetime:
+def freshness(reading: SupplyReading) -> datetime:
     """When the figure was last confirmed (chain: last read of its block; manual: as-of)."""
     if reading.last_confirmed_at is not None:
         return reading.last_confirmed_at
@@ -426,7 +431,27 @@ def _freshness(reading: SupplyReading) -> datetime:
 
 
 def deployment_supply(deployment: TokenDeployment, now: datetime) -> DeploymentSupply:
-    """The reading that counts for ``deployment`` now, or why none does.
+    """The reading that counts for ``deployment`` now, or why none does (see
+    :func:`deployment_supplies`)."""
+    return deployment_supplies([deployment], now)[deployment.pk]
+
+
+def _newest(order: tuple, **match) -> Subquery:
+    return Subquery(
+        SupplyReading.objects.filter(deployment=OuterRef("pk"), **match)
+        .order_by(*order)
+        .values("id")[:1]
+    )
+
+
+_NEWEST_ATTEMPT = ("-attempted_at", "-id")
+
+
+def deployment_supplies(
+    deployments: Iterable[TokenDeployment], now: datetime
+) -> dict[int, DeploymentSupply]:
+    """Per deployment id: the reading that counts now, or why none does. Two queries in all,
+    however many deployments (reconciling every asset each minute must not grow with them).
 
     A fresh chain reading wins: the non-orphaned one confirmed most recently, while that was
     within its staleness window. Otherwise a fresh issuer-reported (manual) one. A failure
@@ -435,26 +460,56 @@ def deployment_supply(deployment: TokenDeployment, now: datetime) -> DeploymentS
     blank a total read minutes ago; a permanent one (revert, no contract, wrong decimals or
     chain id, refused key) discards the chain figure at once, since waiting will not fix it.
     """
-    readings = SupplyReading.objects.filter(deployment=deployment)
-    chain_ok = _chain_readings(deployment).first()
-    manual = readings.filter(source=SupplySource.MANUAL).order_by("-as_of", "-id").first()
-    failure = readings.filter(status=ReadingStatus.FAILED).order_by("-attempted_at", "-id").first()
-    since = _freshness(chain_ok) if chain_ok is not None else None
-    permanent = (
-        readings.filter(status=ReadingStatus.FAILED, retryable=False)
-        .filter(Q() if since is None else Q(attempted_at__gt=since))
-        .order_by("-attempted_at", "-id")
-        .first()
+    by_id = {d.pk: d for d in deployments}
+    rows = list(
+        TokenDeployment.objects.filter(pk__in=by_id)
+        .annotate(
+            chain_ok_id=_newest(
+                (F("last_confirmed_at").desc(nulls_last=True), "-block_number", "-id"),
+                status=ReadingStatus.OK,
+                source=SupplySource.CHAIN,
+                orphaned_at__isnull=True,
+            ),
+            manual_id=_newest(("-as_of", "-id"), source=SupplySource.MANUAL),
+            failure_id=_newest(_NEWEST_ATTEMPT, status=ReadingStatus.FAILED),
+            permanent_id=_newest(_NEWEST_ATTEMPT, status=ReadingStatus.FAILED, retryable=False),
+            orphan_id=_newest(("-orphaned_at", "-id"), orphaned_at__isnull=False),
+        )
+        .values_list("pk", "chain_ok_id", "manual_id", "failure_id", "permanent_id", "orphan_id")
     )
+    wanted = {i for row in rows for i in row[1:] if i is not None}
+    readings = SupplyReading.objects.in_bulk(wanted) if wanted else {}
+
+    def get(i: int | None) -> SupplyReading | None:
+        return readings[i] if i is not None else None
+
+    return {pk: _judge(by_id[pk], *(get(i) for i in ids), now=now) for pk, *ids in rows}
+
+
+def _judge(
+    deployment: TokenDeployment,
+    chain_ok: SupplyReading | None,
+    manual: SupplyReading | None,
+    failure: SupplyReading | None,
+    permanent: SupplyReading | None,
+    orphan: SupplyReading | None,
+    *,
+    now: datetime,
+) -> DeploymentSupply:
+    since = freshness(chain_ok) if chain_ok is not None else None
+    # Only a permanent failure after the chain reading was last confirmed discards it; the
+    # newest permanent failure is after that instant if any is.
+    if permanent is not None and since is not None and permanent.attempted_at <= since:
+        permanent = None
 
     def fresh(r: SupplyReading | None) -> bool:
-        return r is not None and now - _freshness(r) <= _stale_after(r.source)
+        return r is not None and now - freshness(r) <= _stale_after(r.source)
 
     counted_chain = chain_ok if fresh(chain_ok) and permanent is None else None
     best = counted_chain or (manual if fresh(manual) else None)
-    newest_ok = max((r for r in (chain_ok, manual) if r is not None), key=_freshness, default=None)
+    newest_ok = max((r for r in (chain_ok, manual) if r is not None), key=freshness, default=None)
     shown = best or newest_ok
-    if failure is not None and shown is not None and failure.attempted_at <= _freshness(shown):
+    if failure is not None and shown is not None and failure.attempted_at <= freshness(shown):
         failure = None
     if best is not None:
         return DeploymentSupply(deployment, "ok", best, failure)
@@ -463,11 +518,10 @@ def deployment_supply(deployment: TokenDeployment, now: datetime) -> DeploymentS
     if failure is not None:
         return DeploymentSupply(deployment, "failed", newest_ok, failure, failure.error)
     if newest_ok is not None:
-        age = now - _freshness(newest_ok)
+        age = now - freshness(newest_ok)
         return DeploymentSupply(
             deployment, "stale", newest_ok, None, f"last confirmed {_ago(age)} ago"
         )
-    orphan = readings.filter(orphaned_at__isnull=False).order_by("-orphaned_at", "-id").first()
     if orphan is not None:
         note = f"block {orphan.block_number} was reorganised away; no reading since"
         return DeploymentSupply(deployment, "missing", None, None, note)
@@ -492,7 +546,9 @@ def asset_supply(asset: Asset, now: datetime | None = None) -> AssetSupply:
     """Latest supply of ``asset`` on each active chain and, if all are counted, the total."""
     now = now or timezone.now()
     deployments = asset.deployments.filter(active=True, chain__active=True).select_related("chain")
-    rows = [deployment_supply(d, now) for d in deployments.order_by("chain__chain_id")]
+    ordered = list(deployments.order_by("chain__chain_id"))
+    judged = deployment_supplies(ordered, now)
+    rows = [judged[d.pk] for d in ordered]
     if not rows:
         return AssetSupply(asset, rows, reason="no active deployment")
     missing = [r for r in rows if not r.counted]

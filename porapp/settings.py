@@ -217,6 +217,12 @@ SUPPLY_MIN_CONFIRMATIONS_BY_CHAIN = _chain_minimums(
     env_list("SUPPLY_MIN_CONFIRMATIONS_BY_CHAIN", [])
 )
 
+# --- Reconciliation and collateral eligibility (docs/reconciliation.md). A manual freeze can
+# only be lifted by a different admin than the one who froze it, unless this is off.
+UNFREEZE_APPROVER_MUST_DIFFER = env_bool("UNFREEZE_APPROVER_MUST_DIFFER", True)
+# Assets reconciled per transaction by the every-minute run (locks held for one batch).
+RECONCILE_BATCH_SIZE = env_int("RECONCILE_BATCH_SIZE", 500)
+
 # --- Logging: one JSON object per line, ready for any log pipeline.
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -1,6 +1,14 @@
 """What porapp stores, one module per concept. Behaviour lives in the service modules."""
 
+from audits.models.eligibility import Eligibility, EligibilityEvent, EventCounter
 from audits.models.operations import Heartbeat
+from audits.models.reconciliation import (
+    AssetPolicy,
+    MultiplierChange,
+    ReconciledReading,
+    ReconciledStatement,
+    Reconciliation,
+)
 from audits.models.reference import Asset, Chain, Custodian, CustodianUser, TokenDeployment
 from audits.models.statements import (
     ApiToken,
@@ -15,15 +23,23 @@ from audits.models.supply import ExcludedAddress, SupplyReading
 __all__ = [
     "ApiToken",
     "Asset",
+    "AssetPolicy",
     "Chain",
     "Custodian",
     "CustodianKey",
     "CustodianStatement",
     "CustodianUser",
+    "Eligibility",
+    "EligibilityEvent",
+    "EventCounter",
     "ExcludedAddress",
     "Heartbeat",
     "IdempotencyKey",
+    "MultiplierChange",
     "RawDocument",
+    "ReconciledReading",
+    "ReconciledStatement",
+    "Reconciliation",
     "StatementLine",
     "SupplyReading",
     "TokenDeployment",

@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from audits.choices import AssetKind
+from audits.models.fields import ExactDecimalField
 from audits.validators import validate_evm_address, validate_isin, validate_lei
 
 
@@ -39,12 +40,21 @@ class Asset(models.Model):
         help_text="Decimal places custodians may report holdings of this instrument in "
         "(fractional shares); a statement line with more is refused.",
     )
-    shares_per_token = models.DecimalField(
-        max_digits=30,
+    # Exact on SQLite too: a multiplier rounded through a float would misstate every reserve.
+    shares_per_token = ExactDecimalField(
+        max_digits=36,
         decimal_places=18,
         default=Decimal(1),
         validators=[MinValueValidator(Decimal("0.000000000000000001"))],
-        help_text="Underlying shares that back one whole token.",
+        help_text="Underlying shares that back one whole token before any corporate action "
+        "in the multiplier history.",
+    )
+    mic = models.CharField(
+        "home exchange (MIC)",
+        max_length=4,
+        default="XNYS",
+        help_text="ISO 10383 market identifier code of the exchange whose sessions measure "
+        "statement age (XNYS: New York Stock Exchange).",
     )
     active = models.BooleanField(default=True)
 

@@ -1,12 +1,15 @@
 """Celery tasks, one module per concept. Task names stay `audits.tasks.<name>`."""
 
 from audits.tasks.operations import worker_heartbeat
+from audits.tasks.reconciliation import reconcile_all_assets, reconcile_asset
 from audits.tasks.statements import resume_stalled_statements, resume_statement
 from audits.tasks.supply import read_all_supplies, read_supply_for_deployment
 
 __all__ = [
     "read_all_supplies",
     "read_supply_for_deployment",
+    "reconcile_all_assets",
+    "reconcile_asset",
     "resume_stalled_statements",
     "resume_statement",
     "worker_heartbeat",
