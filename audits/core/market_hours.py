@@ -31,6 +31,7 @@ __all__ = [
     "SessionClock",
     "UnknownExchange",
     "known_exchange",
+    "scheduled_session",
     "session_clock",
 ]
 
@@ -193,3 +194,23 @@ def session_clock(mic: str, extra_closures: Iterable[date] = ()) -> SessionClock
         if not isinstance(day, date) or isinstance(day, datetime):
             raise TypeError(f"extra closures are dates, not {type(day).__name__}")
     return _clock(mic, closures)
+
+
+@lru_cache(maxsize=64)
+def _session_dates(mic: str) -> frozenset[date]:
+    with _build_lock:
+        return frozenset(s[0] for s in _sessions(mic))
+
+
+def scheduled_session(mic: str, day: date) -> bool:
+    """Whether the library's calendar has `mic` trading on `day` (before extra closures)."""
+    if not known_exchange(mic):
+        raise UnknownExchange(f"{mic!r} is not an exchange (ISO 10383 MIC) exchange_calendars knows")
+    with _build_lock:
+        sessions = _sessions(mic)
+    if not sessions[0][0] <= day <= sessions[-1][0]:
+        raise OutsideCalendar(
+            f"{day.isoformat()} is outside the {mic} calendar "
+            f"({sessions[0][0].isoformat()} to {sessions[-1][0].isoformat()})"
+        )
+    return day in _session_dates(mic)

@@ -1,5 +1,6 @@
 """What porapp stores, one module per concept. Behaviour lives in the service modules."""
 
+from audits.models.market_calendars import MarketClosure
 from audits.models.operations import Heartbeat
 from audits.models.reference import Asset, Chain, Custodian, CustodianUser, TokenDeployment
 from audits.models.statements import (
@@ -23,6 +24,7 @@ __all__ = [
     "ExcludedAddress",
     "Heartbeat",
     "IdempotencyKey",
+    "MarketClosure",
     "RawDocument",
     "StatementLine",
     "SupplyReading",
