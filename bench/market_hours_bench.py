@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pandas as pd  # noqa: E402
-from exchange_calendars import get_calendar  # noqa: E402
+import pandas as pd
+from exchange_calendars import get_calendar
 
-from audits.core.market_hours import session_clock  # noqa: E402
+from audits.core.market_hours import session_clock
 
 
 def library_count(calendar, start: datetime, end: datetime) -> int:

@@ -51,11 +51,7 @@ class OutsideCalendar(ValueError):
 def known_exchange(mic: str) -> bool:
     """Four capitals or digits, and a calendar exchange_calendars has (aliases such as XNAS
     included: they share another exchange's schedule)."""
-    return (
-        isinstance(mic, str)
-        and _MIC.fullmatch(mic) is not None
-        and mic in _calendar_names()
-    )
+    return isinstance(mic, str) and _MIC.fullmatch(mic) is not None and mic in _calendar_names()
 
 
 @lru_cache(maxsize=1)
@@ -188,7 +184,9 @@ def session_clock(mic: str, extra_closures: Iterable[date] = ()) -> SessionClock
     Cached per (mic, set of extra closures); the library calendar is cached per MIC.
     """
     if not known_exchange(mic):
-        raise UnknownExchange(f"{mic!r} is not an exchange (ISO 10383 MIC) exchange_calendars knows")
+        raise UnknownExchange(
+            f"{mic!r} is not an exchange (ISO 10383 MIC) exchange_calendars knows"
+        )
     closures = frozenset(extra_closures)
     for day in closures:
         if not isinstance(day, date) or isinstance(day, datetime):
@@ -205,7 +203,9 @@ def _session_dates(mic: str) -> frozenset[date]:
 def scheduled_session(mic: str, day: date) -> bool:
     """Whether the library's calendar has `mic` trading on `day` (before extra closures)."""
     if not known_exchange(mic):
-        raise UnknownExchange(f"{mic!r} is not an exchange (ISO 10383 MIC) exchange_calendars knows")
+        raise UnknownExchange(
+            f"{mic!r} is not an exchange (ISO 10383 MIC) exchange_calendars knows"
+        )
     with _build_lock:
         sessions = _sessions(mic)
     if not sessions[0][0] <= day <= sessions[-1][0]:
