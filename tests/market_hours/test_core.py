@@ -157,3 +157,12 @@ def test_a_lunch_break_is_closed():
     assert hong_kong.is_open(utc(2026, 11, 23, 3, 30))  # 11:30 HKT
     assert not hong_kong.is_open(utc(2026, 11, 23, 4, 30))  # 12:30 HKT, lunch
     assert hong_kong.is_open(utc(2026, 11, 23, 5, 30))  # 13:30 HKT
+
+
+def test_open_is_included_and_close_excluded(nyse):
+    assert not nyse.is_open(utc(2026, 11, 23, 14, 29, 59))
+    assert nyse.is_open(utc(2026, 11, 23, 14, 30))
+    assert nyse.is_open(utc(2026, 11, 23, 20, 59, 59, 999_999))
+    assert not nyse.is_open(utc(2026, 11, 23, 21))
+    assert nyse.next_open(utc(2026, 11, 23, 14, 30)) == utc(2026, 11, 24, 14, 30)
+    assert nyse.next_close(utc(2026, 11, 23, 21)) == utc(2026, 11, 24, 21)
