@@ -62,3 +62,22 @@ def validate_evm_address(value: str) -> None:
             f"{to_checksum_address(value)} (check you copied the right address).",
             code="invalid_address",
         )
+
+
+def validate_mic(value: str) -> None:
+    """Refuse anything that is not an exchange MIC (ISO 10383) with a known trading calendar."""
+    # Imported here: the calendar library is only needed by the few fields that carry a MIC.
+    from audits.core.market_hours import known_exchange
+
+    shape_ok = isinstance(value, str) and len(value) == 4 and value.isascii() and value.isalnum()
+    if not shape_ok or value != value.upper():
+        raise ValidationError(
+            f"{value!r} is not a MIC: expected 4 capital letters or digits (ISO 10383), e.g. XNYS.",
+            code="invalid_mic",
+        )
+    if not known_exchange(value):
+        raise ValidationError(
+            f"{value!r} is not an exchange with a known trading calendar; "
+            "use the MIC of the asset's home exchange, e.g. XNYS for the New York Stock Exchange.",
+            code="unknown_mic",
+        )

@@ -1,6 +1,7 @@
 """What porapp stores, one module per concept. Behaviour lives in the service modules."""
 
 from audits.models.eligibility import Eligibility, EligibilityEvent, EventCounter
+from audits.models.market_calendars import MarketClosure
 from audits.models.operations import Heartbeat
 from audits.models.reconciliation import (
     AssetPolicy,
@@ -35,6 +36,7 @@ __all__ = [
     "ExcludedAddress",
     "Heartbeat",
     "IdempotencyKey",
+    "MarketClosure",
     "MultiplierChange",
     "RawDocument",
     "ReconciledReading",
