@@ -11,7 +11,7 @@ from django.db import models
 
 from audits.choices import AssetKind
 from audits.models.fields import ExactDecimalField
-from audits.validators import validate_evm_address, validate_isin, validate_lei
+from audits.validators import validate_evm_address, validate_isin, validate_lei, validate_mic
 
 
 class Asset(models.Model):
@@ -53,6 +53,7 @@ class Asset(models.Model):
         "home exchange (MIC)",
         max_length=4,
         default="XNYS",
+        validators=[validate_mic],
         help_text="ISO 10383 market identifier code of the exchange whose sessions measure "
         "statement age (XNYS: New York Stock Exchange).",
     )

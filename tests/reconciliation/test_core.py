@@ -39,7 +39,10 @@ def sup(circulating="1000", deployment=1, chain="Ethereum", age=timedelta(minute
     )
 
 
-def run(statements, supplies, policy=Policy()):
+DEFAULT = Policy()
+
+
+def run(statements, supplies, policy=DEFAULT):
     return core.reconcile("AAPLx", statements, supplies, policy, NOW)
 
 
