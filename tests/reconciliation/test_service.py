@@ -50,7 +50,7 @@ def test_healthy_reconciliation_records_its_evidence(world):
 
 def test_an_unchanged_run_only_records_that_it_checked(world):
     world.backed()
-    first, rec = run(world)
+    _, rec = run(world)
     second, again = run(world, NOW + timedelta(minutes=1))
     assert not second.created and again.pk == rec.pk
     assert (again.checks, again.checked_at, again.computed_at) == (
