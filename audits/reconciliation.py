@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -174,6 +175,7 @@ def _holdings(
         balance_type__in=[SETTLED, PENDING_DELIVERY],
     ).order_by()
     totals: dict[tuple[int, int], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    rows: Iterable[tuple[Any, ...]]
     if connection.vendor == "postgresql":
         # numeric adds up exactly in SQL.
         rows = lines.values_list("statement_id", "asset_id", "balance_type").annotate(
@@ -329,17 +331,17 @@ def recompute(reconciliation_id: int) -> Recomputation:
     )
     statements = []
     for link in links:
+        as_of = link.statement.as_of
+        assert as_of is not None  # only statements with an as-of are ever counted
         settled, pending = holdings.get((link.statement_id, rec.asset_id), (Decimal(0), Decimal(0)))
         statements.append(
             core.StatementEvidence(
                 statement_id=link.statement_id,
                 custodian=link.statement.custodian.name,
-                as_of=link.statement.as_of,
+                as_of=as_of,
                 settled=settled,
                 pending_delivery=pending,
-                shares_per_token=core.multiplier_at(
-                    rec.asset.shares_per_token, changes, link.statement.as_of
-                ),
+                shares_per_token=core.multiplier_at(rec.asset.shares_per_token, changes, as_of),
                 sessions_old=link.sessions_old,
             )
         )

@@ -162,10 +162,12 @@ class Reconciliation(models.Model):
     policy = models.JSONField()
     # SHA-256 over the inputs and the outcome: a run with the same digest only touches this row.
     digest = models.CharField(max_length=64)
-    statements = models.ManyToManyField(
-        CustodianStatement, through="ReconciledStatement", related_name="reconciliations"
+    statements: models.ManyToManyField[CustodianStatement, ReconciledStatement] = (
+        models.ManyToManyField(
+            CustodianStatement, through="ReconciledStatement", related_name="reconciliations"
+        )
     )
-    readings = models.ManyToManyField(
+    readings: models.ManyToManyField[SupplyReading, ReconciledReading] = models.ManyToManyField(
         SupplyReading, through="ReconciledReading", related_name="reconciliations"
     )
 
