@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -35,7 +36,9 @@ def _num(value: Decimal | None) -> str:
 def _link(name: str, pk: int | None, text) -> str:
     if pk is None:
         return "—"
-    return format_html('<a href="{}">{}</a>', reverse(f"admin:audits_{name}_change", args=[pk]), text)
+    return format_html(
+        '<a href="{}">{}</a>', reverse(f"admin:audits_{name}_change", args=[pk]), text
+    )
 
 
 def _table(headers: list[str], rows) -> str:
@@ -158,15 +161,13 @@ class ReconciliationAdmin(admin.ModelAdmin):
     @admin.display(description="eligibility events caused")
     def events_caused(self, obj: Reconciliation) -> str:
         events = obj.events.order_by("seq")
-        return (
-            format_html_join(
-                ", ",
-                "{}",
-                ((_link("eligibilityevent", e.pk, f"#{e.seq} {e.from_state} → {e.to_state}"),)
-                 for e in events),
-            )  # fmt: skip
-            or "none"
-        )
+        links = format_html_join(
+            ", ",
+            "{}",
+            ((_link("eligibilityevent", e.pk, f"#{e.seq} {e.from_state} → {e.to_state}"),)
+             for e in events),
+        )  # fmt: skip
+        return links or "none"
 
 
 # --------------------------------------------------------------------------- eligibility
@@ -293,7 +294,7 @@ class EligibilityAdmin(admin.ModelAdmin):
             "action": action,
             "opts": self.model._meta,
             "media": self.media,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
         }
         return render(request, "admin/audits/eligibility_confirm.html", context)
 
@@ -330,9 +331,9 @@ class EligibilityEventAdmin(admin.ModelAdmin):
     list_filter = ["asset", "event_type"]
     list_select_related = ["asset", "actor"]
     search_fields = ["=seq", "asset__code", "reason"]
-    readonly_fields = ["seq", "event_type", "asset", "transition", "haircut", "reason",
-                       "actor", "created_at", "reconciliation_link"]  # fmt: skip
-    fields = readonly_fields
+    fields = ("seq", "event_type", "asset", "transition", "haircut", "reason", "actor",
+              "created_at", "reconciliation_link")  # fmt: skip
+    readonly_fields = fields
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -78,7 +78,9 @@ def test_detail_lists_differences_when_evidence_changed(admin_client, asset, evi
     )
     body = admin_client.get(f"/admin/audits/reconciliation/{rec.pk}/change/").content.decode()
     assert "Recomputed from its evidence: matches" not in body
-    assert "multiplier stored 1" in body or "reserves: stored" in body
+    assert "Recomputed from its evidence: differs" in body
+    assert f"statement {rec.statement_links.get().statement_id}: multiplier stored 1" in body
+    assert "reserves: stored 1000" in body
 
 
 def test_reconciliations_have_no_add_change_or_delete(admin_client, asset, evidence):
@@ -189,7 +191,8 @@ def test_events_are_read_only(admin_client, asset, evidence, second_admin):
 def _asset_form(asset, **multiplier) -> dict:
     return {
         "code": asset.code, "name": asset.name, "isin": asset.isin, "kind": asset.kind,
-        "mic": asset.mic, "decimals": asset.decimals, "shares_per_token": "1", "active": "on",
+        "mic": asset.mic, "decimals": asset.decimals, "quantity_decimals": asset.quantity_decimals,
+        "shares_per_token": "1", "active": "on",
         "deployments-TOTAL_FORMS": "0", "deployments-INITIAL_FORMS": "0",
         "policy-TOTAL_FORMS": "0", "policy-INITIAL_FORMS": "0",
         "multiplier_changes-TOTAL_FORMS": "1", "multiplier_changes-INITIAL_FORMS": "0",
@@ -212,9 +215,10 @@ def test_multiplier_change_added_through_asset_inline(admin_client, asset, admin
     assert stored.shares_per_token == Decimal(2) and stored.created_by == admin_user
     assert (stored.kind, stored.note) == ("split", "2-for-1")
 
-    zero = admin_client.post(url, _asset_form(asset, **(change | {"effective_at_0": "2026-07-01",
-                                                                 "shares_per_token": "0"})))  # fmt: skip
+    zero_change = change | {"effective_at_0": "2026-07-01", "shares_per_token": "0"}
+    zero = admin_client.post(url, _asset_form(asset, **zero_change))
     assert zero.status_code == 200
+    assert "Ensure this value is greater than or equal to" in zero.content.decode()
     assert MultiplierChange.objects.filter(asset=asset).count() == 1
 
 
@@ -223,9 +227,10 @@ def test_custodian_user_gets_no_access(client, owner, asset, evidence):
     owner.is_staff = True  # even if flagged staff by mistake
     owner.save()
     client.force_login(owner)
+    rec = Reconciliation.objects.get()
     for url in ["/admin/audits/reconciliation/", ELIGIBILITY_URL,
                 "/admin/audits/eligibilityevent/",
-                f"/admin/audits/reconciliation/{Reconciliation.objects.get().pk}/change/"]:  # fmt: skip
+                f"/admin/audits/reconciliation/{rec.pk}/change/"]:  # fmt: skip
         response = client.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"], url
     row = Eligibility.objects.get(asset=asset)
