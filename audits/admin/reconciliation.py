@@ -14,6 +14,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from audits import eligibility, reconciliation
@@ -31,6 +33,10 @@ def _badge(value: str, label: str):
 
 def _num(value: Decimal | None) -> str:
     return "—" if value is None else plain_decimal(value)
+
+
+def _when(value) -> str:
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT") if value else "—"
 
 
 def _link(name: str, pk: int | None, text) -> str:
@@ -109,7 +115,7 @@ class ReconciliationAdmin(admin.ModelAdmin):
             (
                 _link("custodianstatement", link.statement_id, f"#{link.statement_id}"),
                 link.statement.custodian.name,
-                link.statement.as_of,
+                _when(link.statement.as_of),
                 _num(link.settled),
                 _num(link.pending_delivery),
                 _num(link.shares_per_token),
@@ -139,7 +145,7 @@ class ReconciliationAdmin(admin.ModelAdmin):
                     else f"reading #{link.reading_id}",
                 ),
                 _num(link.circulating),
-                link.confirmed_at or "—",
+                _when(link.confirmed_at),
                 link.problem or "—",
             )
             for link in links
@@ -260,7 +266,7 @@ class EligibilityAdmin(admin.ModelAdmin):
                 f"{e.from_haircut_bps} → {e.to_haircut_bps}",
                 e.reason,
                 e.actor or "automatic",
-                e.created_at,
+                _when(e.created_at),
                 _link("reconciliation", e.reconciliation_id, f"#{e.reconciliation_id}"),
             )
             for e in events

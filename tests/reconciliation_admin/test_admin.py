@@ -239,3 +239,21 @@ def test_custodian_user_gets_no_access(client, owner, asset, evidence):
                                              "reason": "x"})  # fmt: skip
     assert response.status_code == 302
     assert not EligibilityEvent.objects.exists()
+
+
+def test_refusal_for_one_asset_does_not_stop_the_others(admin_client, asset, evidence):
+    run(asset, 3)
+    page = admin_client.get(ELIGIBILITY_URL).content.decode()
+    assert "3 / 3: ready for approval" in page
+    other = Eligibility.objects.get(asset__code="AAPLx")  # listed, never reconciled
+    response = admin_client.post(
+        ELIGIBILITY_URL,
+        {"action": "approve_unfreeze", "apply": "1", "reason": "batch approval",
+         "_selected_action": [other.pk, Eligibility.objects.get(asset=asset).pk]},
+        follow=True,
+    )  # fmt: skip
+    messages = texts(response)
+    assert any(m.startswith("AAPLx: The latest reconciliation is missing") for m in messages)
+    assert "Approve unfreeze: 1 asset(s)." in messages
+    assert Eligibility.objects.get(asset=asset).state == "eligible"
+    assert Eligibility.objects.get(asset__code="AAPLx").state == "frozen"
