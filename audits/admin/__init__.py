@@ -1,3 +1,9 @@
 """The Django admin, one module per concept; importing registers the ModelAdmins."""
 
-from audits.admin import market_calendars, reference, statements, supply  # noqa: F401
+from audits.admin import (  # noqa: F401
+    market_calendars,
+    reconciliation,
+    reference,
+    statements,
+    supply,
+)

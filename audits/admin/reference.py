@@ -8,11 +8,13 @@ from django.utils.html import format_html
 from audits import supply
 from audits.models import (
     Asset,
+    AssetPolicy,
     Chain,
     Custodian,
     CustodianUser,
     ExcludedAddress,
     Heartbeat,
+    MultiplierChange,
     TokenDeployment,
 )
 from audits.tasks.supply import read_supply_for_deployment
@@ -24,14 +26,48 @@ class TokenDeploymentInline(admin.TabularInline):
     fields = ["chain", "address", "decimals", "active"]
 
 
+class AssetPolicyInline(admin.StackedInline):
+    """The asset's reconciliation policy; without one the defaults shown here apply."""
+
+    model = AssetPolicy
+    extra = 1
+    max_num = 1
+    can_delete = False
+
+
+class MultiplierChangeInline(admin.TabularInline):
+    """Corporate actions, newest first. Rows are added, never edited or deleted: stored
+    reconciliations rest on this history (recomputing one would no longer match)."""
+
+    model = MultiplierChange
+    extra = 0
+    can_delete = False
+    fields = ["effective_at", "shares_per_token", "kind", "note", "created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at"]
+    ordering = ["-effective_at"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "isin", "kind", "decimals", "shares_per_token", "active",
-                    "supply_across_chains"]  # fmt: skip
-    list_filter = ["kind", "active"]
+    list_display = ["code", "name", "isin", "kind", "mic", "decimals", "shares_per_token",
+                    "active", "supply_across_chains"]  # fmt: skip
+    list_filter = ["kind", "active", "mic"]
     search_fields = ["code", "name", "isin"]
     readonly_fields = ["supply_across_chains"]
-    inlines = [TokenDeploymentInline]
+    inlines = [TokenDeploymentInline, AssetPolicyInline, MultiplierChangeInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is MultiplierChange:
+            for change_row in formset.save(commit=False):
+                if change_row.pk is None:
+                    change_row.created_by = request.user
+                change_row.save()
+            formset.save_m2m()
+            return
+        super().save_formset(request, form, formset, change)
 
     @admin.display(description="circulating supply, all chains")
     def supply_across_chains(self, obj: Asset):
