@@ -11,6 +11,7 @@ from audits.models.statements import (
     StatementLine,
 )
 from audits.models.supply import ExcludedAddress, SupplyReading
+from audits.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiToken",
@@ -27,4 +28,7 @@ __all__ = [
     "StatementLine",
     "SupplyReading",
     "TokenDeployment",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
