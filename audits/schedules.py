@@ -9,6 +9,7 @@ DEFAULT_SCHEDULES: list[tuple[str, str, int]] = [
     ("worker heartbeat", "audits.tasks.worker_heartbeat", 60),
     ("read on-chain supply", "audits.tasks.read_all_supplies", 60),
     ("resume stalled statements", "audits.tasks.resume_stalled_statements", 300),
+    ("deliver due webhooks", "audits.tasks.deliver_due_webhooks", 60),
 ]
 
 

@@ -45,18 +45,18 @@ class WebhookEndpoint(models.Model):
     class Meta:
         ordering = ["pk"]
 
+    def __str__(self) -> str:
+        return f"webhook endpoint {self.pk} ({self.host})"
+
+    def __repr__(self) -> str:
+        return f"<WebhookEndpoint {self.pk} {self.host}>"
+
     @property
     def host(self) -> str:
         return _host(self.url)
 
     def subscribed_to(self, event_type: str) -> bool:
         return not self.event_types or event_type in self.event_types
-
-    def __str__(self) -> str:
-        return f"webhook endpoint {self.pk} ({self.host})"
-
-    def __repr__(self) -> str:
-        return f"<WebhookEndpoint {self.pk} {self.host}>"
 
 
 class WebhookDelivery(models.Model):
