@@ -91,14 +91,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
     extra = 0
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "started_at",
         "status_code",
         "latency_ms",
         "error",
         "response_excerpt",
         "next_retry_at",
-    ]
+    )
     can_delete = False
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -121,7 +121,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ["status", "event_type", "endpoint"]
     search_fields = ["msg_id"]
     list_select_related = ["endpoint"]
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "endpoint",
         "event_type",
         "msg_id",
@@ -133,7 +133,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "delivered_at",
         "last_status_code",
         "body",
-    ]
+    )
     inlines = [WebhookAttemptInline]
     actions = ["send_again_now"]
 

@@ -80,7 +80,7 @@ def test_create_endpoint_checks_the_url(settings):
 @pytest.mark.django_db
 def test_checked_again_at_every_attempt(receiver, settings):
     """Saved while allowed, refused once the rule applies: nothing reaches the address."""
-    endpoint, _ = webhooks.create_endpoint(receiver.url)
+    _endpoint, _ = webhooks.create_endpoint(receiver.url)
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
     [pk] = publish()
     assert webhooks.deliver(pk) is not None

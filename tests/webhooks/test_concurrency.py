@@ -32,7 +32,7 @@ def _in_thread(fn, *args):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_on_one_delivery_send_it_once(receiver):
-    endpoint, secret = webhooks.create_endpoint(receiver.url)
+    _endpoint, secret = webhooks.create_endpoint(receiver.url)
     receiver.script(Reply(200, delay=0.5))  # the first is still sending when the second tries
     [pk] = publish()
     threads = [_in_thread(webhooks.deliver, pk) for _ in range(2)]

@@ -51,7 +51,7 @@ def test_secret_is_standard_webhooks_format_and_hidden_from_repr(receiver):
 def test_publish_one_delivery_per_subscribed_endpoint_and_never_twice(receiver):
     all_events, _ = webhooks.create_endpoint(receiver.url)
     frozen_only, _ = webhooks.create_endpoint(receiver.url, event_types=["eligibility.frozen"])
-    haircut_only, _ = webhooks.create_endpoint(
+    _haircut_only, _ = webhooks.create_endpoint(
         receiver.url, event_types=["eligibility.haircut_changed"]
     )
     inactive, _ = webhooks.create_endpoint(receiver.url)
@@ -113,7 +113,7 @@ def test_delivered_request_verifies_as_standard_webhook(receiver, endpoint):
 
 @pytest.mark.django_db
 def test_host_header_names_the_url_host(receiver):
-    endpoint, secret = webhooks.create_endpoint(f"http://localhost:{receiver.port}/h")
+    _endpoint, secret = webhooks.create_endpoint(f"http://localhost:{receiver.port}/h")
     [pk] = publish()
     webhooks.deliver(pk)
     assert receiver.received[0].headers["Host"] == f"localhost:{receiver.port}"
@@ -228,7 +228,7 @@ def test_redirects_are_not_followed(receiver, endpoint):
 
 @pytest.mark.django_db
 def test_connection_refused_is_recorded_and_retried(receiver):
-    endpoint, _ = webhooks.create_endpoint(f"http://127.0.0.1:{receiver.port}/")
+    _endpoint, _ = webhooks.create_endpoint(f"http://127.0.0.1:{receiver.port}/")
     receiver.close()
     [pk] = publish()
     assert webhooks.deliver(pk) is not None
@@ -265,9 +265,8 @@ def test_endpoint_failing_too_long_is_disabled_and_admins_told(
         failing_since=timezone.now() - timedelta(hours=1, minutes=1)
     )
     _make_due(first)
-    with caplog.at_level(logging.WARNING, logger="audits.webhooks"):
-        with django_capture_on_commit():
-            assert webhooks.deliver(first) is None
+    with caplog.at_level(logging.WARNING, logger="audits.webhooks"), django_capture_on_commit():
+        assert webhooks.deliver(first) is None
     ep = WebhookEndpoint.objects.get(pk=endpoint.pk)
     assert not ep.active and ep.disabled_at and "failed since" in ep.disabled_reason
     assert _delivery(first).status == "failed" and _delivery(second).status == "failed"

@@ -48,7 +48,7 @@ def test_worker_delivers_on_commit_and_retries_a_failing_receiver(
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_sweeper_queues_deliveries_whose_task_was_lost(celery_worker_process, receiver):
-    endpoint, secret = webhooks.create_endpoint(receiver.url)
+    _endpoint, secret = webhooks.create_endpoint(receiver.url)
     with transaction.atomic():
         [pk] = webhooks.publish("eligibility.frozen", "evt_lost", PAYLOAD)
         # The task message is lost (broker outage at commit): no on_commit callback will send it.
