@@ -62,7 +62,10 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            if "active" in form.changed_data and obj.active:
+                webhooks.enable_endpoint(obj.pk)  # ticking "active" is a re-enable
+            return None
         endpoint, secret = webhooks.create_endpoint(
             form.cleaned_data["url"],
             event_types=form.cleaned_data["event_types"],

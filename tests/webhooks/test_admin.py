@@ -75,6 +75,22 @@ def test_re_enable_action(admin_client, receiver):
     )
     endpoint.refresh_from_db()
     assert endpoint.active and endpoint.disabled_at is None and endpoint.failing_since is None
+    assert endpoint.disabled_reason == ""
+
+
+@pytest.mark.django_db
+def test_ticking_active_again_re_enables(admin_client, receiver):
+    endpoint, _ = webhooks.create_endpoint(receiver.url)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        active=False, disabled_at=timezone.now(), disabled_reason="410"
+    )
+    response = admin_client.post(
+        f"/admin/audits/webhookendpoint/{endpoint.pk}/change/",
+        {"url": receiver.url, "description": "", "active": "on"},
+    )
+    assert response.status_code == 302
+    endpoint.refresh_from_db()
+    assert endpoint.active and endpoint.disabled_at is None and endpoint.disabled_reason == ""
 
 
 @pytest.mark.django_db
