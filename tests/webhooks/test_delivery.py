@@ -336,3 +336,25 @@ def test_publish_outside_a_transaction_is_refused(receiver):
     with transaction.atomic():
         assert len(webhooks.publish("eligibility.frozen", "msg_1", PAYLOAD)) == 1
     assert WebhookDelivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_https_checks_the_certificate_against_the_url_host(tls_receiver):
+    """Connected to the checked address, yet SNI and the certificate check use the URL's host."""
+    good, secret = webhooks.create_endpoint(f"https://localhost:{tls_receiver.port}/hook")
+    [pk] = publish()
+    assert webhooks.deliver(pk) is None
+    assert _delivery(pk).status == "delivered"
+    receiver_headers = tls_receiver.received[0].headers
+    assert receiver_headers["Host"] == f"localhost:{tls_receiver.port}"
+    assert tls_receiver.sni == ["localhost"]
+    tls_receiver.verified(secret)
+
+    # The same server by address: its certificate does not name 127.0.0.1, so nothing is sent.
+    WebhookEndpoint.objects.filter(pk=good.pk).update(active=False)
+    webhooks.create_endpoint(f"https://127.0.0.1:{tls_receiver.port}/hook")
+    [pk] = publish(msg_id="msg_2")
+    assert webhooks.deliver(pk) is not None
+    [attempt] = WebhookAttempt.objects.filter(delivery_id=pk)
+    assert attempt.status_code is None and "TLS" in attempt.error
+    assert len(tls_receiver.received) == 1
