@@ -117,8 +117,11 @@ class Target:
 
 
 def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address inside an IPv6 one reaches that IPv4 host: judge the IPv4 address.
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            return _forbidden(embedded)
     return (
         ip.is_loopback
         or ip.is_private
@@ -514,12 +517,13 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
         if conn.sock is not None:
             conn.sock.settimeout(remaining)
         response = conn.getresponse()
-        raw = response.read(_READ_BYTES)
-        return Answer(
-            status=response.status,
-            retry_after=response.getheader("Retry-After"),
-            excerpt=excerpt(raw),
-        )
+        answer = Answer(status=response.status, retry_after=response.getheader("Retry-After"))
+        try:
+            answer.excerpt = excerpt(response.read(_READ_BYTES))
+        except (OSError, http.client.HTTPException) as exc:
+            # The status line is the answer; a body that stalls or breaks does not undo it.
+            answer.error = f"answer body not read: {exc.__class__.__name__}"
+        return answer
     finally:
         conn.close()
 

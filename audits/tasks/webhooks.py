@@ -6,6 +6,7 @@ CELERY_TASK_ROUTES = {"audits.tasks.deliver_webhook": {"queue": "webhooks"}}.
 """
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from audits import webhooks
@@ -17,7 +18,14 @@ _FOLLOW_UP_WITHIN = 300
 
 # acks_late: a worker killed mid-delivery leaves the message to be redelivered; a second run
 # is harmless, since only the worker that claims the delivery row sends it.
-@shared_task(name="audits.tasks.deliver_webhook", acks_late=True, ignore_result=True)
+# The time limits (enforced by the prefork pool) stay below the claim lease (webhooks.lease()).
+@shared_task(
+    name="audits.tasks.deliver_webhook",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=settings.WEBHOOK_TIMEOUT + 30,
+    time_limit=settings.WEBHOOK_TIMEOUT + 45,
+)
 def deliver_webhook(delivery_id: int) -> None:
     """Attempt one webhook delivery; its retry schedule is kept in the database."""
     next_at = webhooks.deliver(delivery_id)

@@ -22,6 +22,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
     delay: float = 0.0  # seconds before answering
+    hold: float = 0.0  # seconds to keep the connection open after the (partial) body
 
 
 @dataclass
@@ -57,9 +58,13 @@ class Receiver:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(reply.body)))
+                    if "Content-Length" not in reply.headers:
+                        self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
                     self.wfile.write(reply.body)
+                    self.wfile.flush()
+                    if reply.hold:
+                        receiver.release.wait(reply.hold)
                 except OSError:
                     pass  # the sender gave up (timeout)
 

@@ -26,6 +26,8 @@ REFUSED = [
     "http://[fc00::1]/",
     "http://[::ffff:127.0.0.1]/",
     "http://[::ffff:10.0.0.1]/",
+    "http://[2002:7f00:1::1]/",  # 6to4 around 127.0.0.1
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4 around 169.254.169.254
     "http://localhost/",
     "https://localhost:8443/",
 ]

@@ -358,3 +358,15 @@ def test_https_checks_the_certificate_against_the_url_host(tls_receiver):
     [attempt] = WebhookAttempt.objects.filter(delivery_id=pk)
     assert attempt.status_code is None and "TLS" in attempt.error
     assert len(tls_receiver.received) == 1
+
+
+@pytest.mark.django_db
+def test_a_2xx_whose_body_stalls_still_counts_as_delivered(receiver, endpoint, settings):
+    settings.WEBHOOK_TIMEOUT = 1
+    # Announces 100 bytes of body, sends 2: the status line is the answer.
+    receiver.script(Reply(200, headers={"Content-Length": "100"}, body=b"ok", hold=10))
+    [pk] = publish()
+    assert webhooks.deliver(pk) is None
+    assert _delivery(pk).status == "delivered"
+    [attempt] = WebhookAttempt.objects.filter(delivery_id=pk)
+    assert attempt.status_code == 200 and "body not read" in attempt.error
