@@ -308,7 +308,14 @@ def deliver(delivery_id: int) -> datetime | None:
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     endpoint = delivery.endpoint
     if not endpoint.active:
-        _finish(delivery, until, status=DeliveryStatus.FAILED)
+        with transaction.atomic():
+            WebhookAttempt.objects.create(
+                delivery=delivery,
+                started_at=now,
+                latency_ms=0,
+                error="not sent: the endpoint is disabled",
+            )
+            _finish(delivery, until, status=DeliveryStatus.FAILED)
         return None
 
     attempt_no = delivery.attempts + 1

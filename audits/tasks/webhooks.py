@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from audits import webhooks
+from audits.models import WebhookDelivery
 
 # Retries sooner than this are sent as a delayed task; later ones are left to the sweeper
 # (every minute), so no broker holds hours-long countdowns.
@@ -28,7 +29,10 @@ _FOLLOW_UP_WITHIN = 300
 )
 def deliver_webhook(delivery_id: int) -> None:
     """Attempt one webhook delivery; its retry schedule is kept in the database."""
-    next_at = webhooks.deliver(delivery_id)
+    try:
+        next_at = webhooks.deliver(delivery_id)
+    except WebhookDelivery.DoesNotExist:
+        return  # its endpoint was deleted meanwhile
     if next_at is None:
         return
     countdown = max(0.0, (next_at - timezone.now()).total_seconds())

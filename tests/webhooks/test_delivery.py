@@ -326,6 +326,8 @@ def test_a_delivery_to_an_endpoint_deactivated_since_is_failed_unsent(receiver, 
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False)
     assert webhooks.deliver(pk) is None
     assert _delivery(pk).status == "failed" and receiver.received == []
+    [attempt] = WebhookAttempt.objects.filter(delivery_id=pk)
+    assert attempt.status_code is None and "disabled" in attempt.error
 
 
 @pytest.mark.django_db(transaction=True)
