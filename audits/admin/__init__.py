@@ -6,4 +6,5 @@ from audits.admin import (  # noqa: F401
     reference,
     statements,
     supply,
+    webhooks,
 )
