@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 
-from audits import eligibility, reconciliation
+from audits import eligibility, reconciliation, webhooks
 from audits.models import (
     AssetPolicy,
     Chain,
@@ -19,6 +20,7 @@ from audits.models import (
     Reconciliation,
     StatementLine,
     TokenDeployment,
+    WebhookDelivery,
 )
 from audits.models.statements import ImmutableError
 from tests.reconciliation.conftest import MONDAY_CLOSE, NOW
@@ -270,3 +272,20 @@ def test_recompute_finds_evidence_that_changed_afterwards(world):
     assert not check.matches
     assert any(d.startswith("reserves: stored 1000") for d in check.differences)
     assert any(d.startswith("status: stored healthy, recomputed breach") for d in check.differences)
+
+
+def test_each_transition_is_queued_for_subscribers_in_the_same_transaction(world, admin_user):
+    endpoint, _secret = webhooks.create_endpoint(
+        "http://127.0.0.1:9/hook", event_types=["eligibility.frozen"]
+    )
+    world.backed()
+    make_eligible(world, admin_user)  # an unfrozen event: not subscribed
+    assert not WebhookDelivery.objects.exists()
+    world.supply(1, "600", as_of=NOW + timedelta(minutes=5))
+    result, _ = run(world, NOW + timedelta(minutes=5))
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    event = EligibilityEvent.objects.get(seq=result.event_seq)
+    assert delivery.msg_id == event.webhook_id and delivery.event_type == "eligibility.frozen"
+    body = json.loads(delivery.body)
+    assert body["data"]["asset"] == "TSTx" and body["data"]["eligible"] is False
+    assert body["data"]["event_id"] == event.seq
