@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -143,7 +144,11 @@ def _epoch_list(series) -> list[int | None]:
 @lru_cache(maxsize=64)
 def _sessions(mic: str) -> tuple[_Session, ...]:
     """The library's sessions of `mic`, built once per process (about 0.5 s)."""
-    calendar = exchange_calendars.get_calendar(mic)
+    with warnings.catch_warnings():
+        # exchange-calendars 4.13 reads Series.values, which pandas 3.1 deprecates for pandas 4
+        # (pinned at 3.1 here); the values it reads are the same.
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        calendar = exchange_calendars.get_calendar(mic)
     opens = (calendar.opens.array.asi8 // 1_000_000_000).tolist()
     closes = (calendar.closes.array.asi8 // 1_000_000_000).tolist()
     labels = [ts.date() for ts in calendar.sessions]
