@@ -484,3 +484,8 @@ def register_demo_webhook(url: str, admin) -> str | None:
     endpoint_model.objects.filter(description=DEMO_WEBHOOK_DESCRIPTION).delete()
     _, secret = create_endpoint(url, description=DEMO_WEBHOOK_DESCRIPTION, created_by=admin)
     return secret
+
+
+def tokens_text(amount: Decimal) -> str:
+    """An amount of tokens as a person writes it: 100, 0.5 (no exponent, no trailing zeros)."""
+    return format(amount.normalize(), "f")

@@ -27,7 +27,7 @@ class Command(BaseCommand):
         site = settings.SITE_URL.rstrip("/")
         self.stdout.write(
             self.style.SUCCESS(
-                f"Burned the {burned} unbacked {asset} and read the new supply: "
+                f"Burned the {demo.tokens_text(burned)} unbacked {asset} and read the new supply: "
                 "the next reconciliation finds it fully backed again."
             )
         )
