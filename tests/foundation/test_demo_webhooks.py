@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from audits import demo_webhooks
+from audits.core import demo_webhooks
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtZGVtby1yZWNlaXZlcg=="
 

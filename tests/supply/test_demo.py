@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import time
 from decimal import Decimal
@@ -111,3 +112,38 @@ def test_demo_starts_eligible_then_breach_freezes_and_restore_recovers(
     assert _eligibility("AAPLx").state == "eligible"
     call_command("demo_restore", "AAPLx")
     assert "Nothing to burn" in capsys.readouterr().out
+
+
+def test_demo_breach_reaches_the_demo_webhook_receiver(demo_chains, tmp_path, settings):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from audits import reconciliation, webhooks
+    from audits.core import demo_webhooks
+
+    if not hasattr(webhooks, "create_endpoint"):
+        pytest.skip("this build has no webhook delivery (audits.webhooks.create_endpoint)")
+    settings.VAR_DIR = tmp_path
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    call_command("load_demo", stdout=io.StringIO())
+    demo.configure_demo_chains(demo_chains)
+    demo.mint_demo_supply(demo_chains)
+    demo.read_demo_supply()
+    admin = get_user_model().objects.get(username="admin")
+    receiver = demo_webhooks.Receiver(tmp_path / "demo-webhooks.log")
+    server = demo_webhooks.serve(receiver)
+    try:
+        receiver.secret = demo.register_demo_webhook(demo_webhooks.url_of(server), admin)
+        demo.start_healthy(admin)
+        call_command("demo_breach", "AAPLx", "--amount", "5", stdout=io.StringIO())
+        reconciliation.reconcile_assets([Asset.objects.get(code="AAPLx").pk])
+        for delivery_id in webhooks.due_deliveries():
+            webhooks.deliver(delivery_id)
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = [line[20:] for line in receiver.log_path.read_text().splitlines()]
+    unfrozen = sorted(line.split(":")[0] for line in lines if "unfrozen" in line)
+    assert unfrozen == [f"eligibility.unfrozen {code}" for code in sorted(demo.DEMO_MINTS)]
+    assert lines[-1].startswith("eligibility.frozen AAPLx: Not fully backed: reserves 1000 AAPLx")
+    assert all(line.endswith("(signature valid)") for line in lines)

@@ -37,8 +37,9 @@ class Command(BaseCommand):
         site = settings.SITE_URL.rstrip("/")
         self.stdout.write(
             self.style.WARNING(
-                f"Minted {demo.tokens_text(amount)} {asset} on demo chain {demo.BREACH_CHAIN_ID} that no custodian "
-                f"holds ({demo.tokens_text(total)} unbacked in all), and read the new supply."
+                f"Minted {demo.tokens_text(amount)} {asset} on demo chain {demo.BREACH_CHAIN_ID} "
+                f"that no custodian holds ({demo.tokens_text(total)} unbacked in all), and read "
+                "the new supply."
             )
         )
         self.stdout.write(

@@ -16,7 +16,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from audits import demo, demo_webhooks
+from audits import demo
+from audits.core import demo_webhooks
 
 
 class Command(BaseCommand):
@@ -145,6 +146,6 @@ def _raise_interrupt(signum, frame) -> None:
 
 def _plain_logging() -> None:
     """This process's console in plain lines too (settings were read before we set the env)."""
-    config = copy.deepcopy(settings.LOGGING)
+    config: dict = copy.deepcopy(settings.LOGGING)
     config["handlers"]["console"]["formatter"] = "plain"
     logging.config.dictConfig(config)

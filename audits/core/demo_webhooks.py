@@ -5,7 +5,8 @@ the endpoint's secret and appends one readable line per event to a log file, e.g
 
     2026-11-29 15:04:05 eligibility.frozen AAPLx: Not fully backed: ... (signature valid)
 
-`rundemo` starts it in a thread and registers it as a webhook endpoint.
+`rundemo` starts it in a thread and registers it as a webhook endpoint. Framework-free: it is
+the subscriber's side, which knows nothing of porapp but the secret.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class Receiver:
             return 401
         if not isinstance(message, dict):
             message = {}
-        data = message.get("data") if isinstance(message.get("data"), dict) else {}
+        data = message.get("data")
+        if not isinstance(data, dict):
+            data = {}
         kind = message.get("type", "?")
         asset = data.get("asset", "?")
         reason = data.get("reason", "")
@@ -88,4 +91,4 @@ def serve(receiver: Receiver, host: str = "127.0.0.1", port: int = 0) -> Threadi
 
 def url_of(server: ThreadingHTTPServer) -> str:
     host, port = server.server_address[:2]
-    return f"http://{host}:{port}/webhooks"
+    return f"http://{host!s}:{port}/webhooks"
