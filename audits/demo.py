@@ -6,8 +6,9 @@ import base64
 import json
 import secrets
 import sys
+from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -116,8 +117,19 @@ DEMO_HOLDINGS: dict[str, list[tuple[str, str, str | None]]] = {
 
 
 def demo_as_of(now: datetime | None = None) -> datetime:
-    """The last US market close (21:00 UTC) before `now`: what custodians report as of."""
+    """The last NYSE session close at or before `now`: what custodians report as of. Statement
+    age is counted in closed sessions, so the demo statements are as fresh as they can be."""
+    from audits.market_calendars import DEFAULT_MIC, clock_for
+
     now = now or timezone.now()
+    try:
+        closes = clock_for(DEFAULT_MIC).closes
+    except ValueError:  # no calendar for the exchange (UnknownExchange)
+        closes = ()
+    i = bisect_right(closes, int(now.timestamp())) - 1
+    if 0 <= i < len(closes) - 1:
+        return datetime.fromtimestamp(closes[i], UTC)
+    # Outside the calendar's years: 21:00 UTC, the usual close in winter.
     close = now.replace(hour=21, minute=0, second=0, microsecond=0)
     return close if close <= now else close - timedelta(days=1)
 
@@ -335,3 +347,145 @@ def write_demo_proof(var_dir: Path) -> Path:
     out = var_dir / "demo-proof-alice.json"
     out.write_text(json.dumps(proof, indent=2) + "\n")
     return out
+
+
+# --- Demo reconciliation ---------------------------------------------------------------------
+#: The demo chain on which `demo_breach` mints unbacked tokens.
+BREACH_CHAIN_ID = 31337
+#: Whole tokens `demo_breach` mints unless told otherwise: 10% of AAPLx, far past the breach.
+BREACH_TOKENS = Decimal(100)
+#: Receives the unbacked tokens (not the demo holder, so burning them back is exact).
+BREACH_HOLDER_INDEX = 2
+
+
+def read_demo_supply() -> None:
+    """Read every demo deployment's supply now, rather than at the worker's first beat."""
+    from audits import supply
+
+    for deployment_id in supply.deployments_to_read():
+        supply.read_deployment(deployment_id)
+
+
+def start_healthy(admin, now: datetime | None = None) -> list[str]:
+    """Bring every demo asset to eligible, as an operator would: run the reconciliation until
+    each asset has its healthy streak, then approve the unfreeze as the admin. Returns what
+    happened, one line per asset."""
+    from audits import eligibility, reconciliation
+    from audits.models import Eligibility
+
+    ids = list(Asset.objects.filter(active=True).order_by("code").values_list("pk", flat=True))
+    runs = max(eligibility.policy_for(a).healthy_runs_to_unfreeze for a in Asset.objects.all())
+    for _ in range(runs):
+        reconciliation.reconcile_assets(ids, now=now)
+    lines = []
+    for row in Eligibility.objects.filter(asset_id__in=ids).select_related(
+        "asset", "asset__policy", "latest"
+    ):
+        code = row.asset.code
+        if row.state == "eligible":
+            lines.append(f"{code}: eligible ({row.latest.status if row.latest else 'no run'})")
+            continue
+        try:
+            eligibility.approve_unfreeze(row.asset_id, admin, "demo start: evidence healthy")
+        except eligibility.TransitionRefused as exc:
+            lines.append(f"{code}: still frozen: {exc}")
+        else:
+            lines.append(f"{code}: eligible (approved by {admin.username})")
+    return sorted(lines)
+
+
+def _breach_file(var_dir: Path, code: str) -> Path:
+    return var_dir / f"demo-breach-{code}.json"
+
+
+def _breach_deployment(code: str) -> TokenDeployment:
+    try:
+        return TokenDeployment.objects.select_related("chain", "asset").get(
+            asset__code=code, chain__chain_id=BREACH_CHAIN_ID
+        )
+    except TokenDeployment.DoesNotExist:
+        known = ", ".join(Asset.objects.order_by("code").values_list("code", flat=True))
+        raise ValueError(
+            f"no demo asset {code!r} on chain {BREACH_CHAIN_ID} (known: {known})"
+        ) from None
+
+
+def _rpc_url(deployment: TokenDeployment) -> str:
+    from audits.supply import expand_rpc_url
+
+    urls = deployment.chain.rpc_url_list
+    if not urls:
+        raise ValueError(f"chain {deployment.chain.chain_id} has no RPC URL: is the demo running?")
+    return expand_rpc_url(urls[0])
+
+
+def mint_unbacked(code: str, var_dir: Path, amount: Decimal = BREACH_TOKENS) -> Decimal:
+    """Mint `amount` tokens of `code` that no custodian holds, remember them under `var_dir`,
+    and read the supply at once (which queues the asset's reconciliation). Returns the total
+    minted so far."""
+    from audits import supply
+    from audits.core import devchain
+
+    deployment = _breach_deployment(code)
+    raw = tokens_to_raw(amount, deployment.decimals)
+    if raw <= 0:
+        raise ValueError("the amount must be positive")
+    devchain.mint(
+        _rpc_url(deployment), deployment.address, devchain.DEV_ACCOUNTS[BREACH_HOLDER_INDEX], raw
+    )
+    record = _breach_file(var_dir, code)
+    before = int(json.loads(record.read_text())["raw"]) if record.exists() else 0
+    record.write_text(json.dumps({"raw": str(before + raw)}) + "\n")
+    supply.read_deployment(deployment.pk)
+    return Decimal(before + raw).scaleb(-deployment.decimals)
+
+
+def burn_unbacked(code: str, var_dir: Path) -> Decimal:
+    """Burn what `mint_unbacked` minted of `code` and read the supply at once. Returns the
+    tokens burned (0 if there was nothing to burn)."""
+    from audits import supply
+    from audits.core import devchain
+
+    deployment = _breach_deployment(code)
+    record = _breach_file(var_dir, code)
+    if not record.exists():
+        return Decimal(0)
+    raw = int(json.loads(record.read_text())["raw"])
+    devchain.burn(
+        _rpc_url(deployment), deployment.address, devchain.DEV_ACCOUNTS[BREACH_HOLDER_INDEX], raw
+    )
+    record.unlink()
+    supply.read_deployment(deployment.pk)
+    return Decimal(raw).scaleb(-deployment.decimals)
+
+
+def write_logins(path: Path, creds: list[Credentials], token: str) -> Path:
+    """The demo logins in a file (0600) as well: the console scrolls them away."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    lines = [f"{c.username:12} password: {c.password}" for c in creds]
+    lines.append(f"custodian1 API token: {token}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+DEMO_WEBHOOK_DESCRIPTION = "demo webhook receiver (rundemo)"
+
+
+def register_demo_webhook(url: str, admin) -> str | None:
+    """Subscribe the demo receiver at `url` to every event; its secret, or None when this
+    build has no webhook delivery. Earlier runs' demo endpoints (other ports) are removed."""
+    from audits import models, webhooks
+
+    create_endpoint = getattr(webhooks, "create_endpoint", None)
+    endpoint_model = getattr(models, "WebhookEndpoint", None)
+    if create_endpoint is None or endpoint_model is None:
+        return None
+    endpoint_model.objects.filter(description=DEMO_WEBHOOK_DESCRIPTION).delete()
+    _, secret = create_endpoint(url, description=DEMO_WEBHOOK_DESCRIPTION, created_by=admin)
+    return secret
+
+
+def tokens_text(amount: Decimal) -> str:
+    """An amount of tokens as a person writes it: 100, 0.5 (no exponent, no trailing zeros)."""
+    return format(amount.normalize(), "f")

@@ -62,3 +62,37 @@ def test_demo_proof_verifies_offline(tmp_path):
     )
     assert tampered.returncode == 1
     assert "INVALID" in tampered.stdout
+
+
+def test_load_demo_writes_the_logins_to_a_private_file(tmp_path, settings, capsys):
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path
+    call_command("load_demo")
+    logins = tmp_path / "demo-logins.txt"
+    assert f"(also in {logins})" in capsys.readouterr().out
+    assert logins.stat().st_mode & 0o777 == 0o600
+    text = logins.read_text()
+    for name in ("admin", "custodian1", "custodian2"):
+        password = (tmp_path / f"demo-{name}.txt").read_text().strip()
+        assert f"{name:12} password: {password}\n" in text
+    token = (tmp_path / "demo-custodian1-token.txt").read_text().strip()
+    assert f"custodian1 API token: {token}\n" in text
+
+
+def test_demo_statements_are_dated_at_the_last_nyse_close():
+    from datetime import UTC, datetime
+
+    from audits.demo import demo_as_of
+
+    # Sunday after Thanksgiving 2026: the Friday early close, 13:00 New York.
+    assert demo_as_of(datetime(2026, 11, 29, 15, 0, tzinfo=UTC)) == datetime(
+        2026, 11, 27, 18, 0, tzinfo=UTC
+    )
+    # A summer weekday before and after the 16:00 New York close (20:00 UTC).
+    assert demo_as_of(datetime(2026, 7, 8, 19, 59, tzinfo=UTC)) == datetime(
+        2026, 7, 7, 20, 0, tzinfo=UTC
+    )
+    assert demo_as_of(datetime(2026, 7, 8, 20, 0, tzinfo=UTC)) == datetime(
+        2026, 7, 8, 20, 0, tzinfo=UTC
+    )

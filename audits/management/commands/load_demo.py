@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -9,6 +11,7 @@ from audits.demo import (
     load_demo_data,
     load_demo_statements,
     write_demo_proof,
+    write_logins,
 )
 from audits.models import Custodian
 
@@ -37,15 +40,18 @@ class Command(BaseCommand):
         for cred in creds:
             self.stdout.write(f"  {cred.username:12} password: {cred.password}")
         self.stdout.write(f"  custodian1 API token: {token}")
+        logins = write_logins(settings.VAR_DIR / "demo-logins.txt", creds, token)
+        self.stdout.write(f"  (also in {_shown(logins)})")
         for statement in loaded:
             self.stdout.write(f"  statement #{statement.pk}: {statement}")
         proof = write_demo_proof(settings.VAR_DIR)
-        shown = (
-            proof.relative_to(settings.BASE_DIR)
-            if proof.is_relative_to(settings.BASE_DIR)
-            else proof
-        )
+        shown = _shown(proof)
         self.stdout.write(
             f"  a user's liability proof: {shown}; check it offline with: "
             f"python -m audits.verify {shown}"
         )
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the project when it is inside it: shorter to read and to paste."""
+    return path.relative_to(settings.BASE_DIR) if path.is_relative_to(settings.BASE_DIR) else path

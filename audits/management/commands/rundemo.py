@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+import logging.config
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from audits import demo
-from audits.tasks import read_all_supplies
+from audits.core import demo_webhooks
 
 
 class Command(BaseCommand):
@@ -23,6 +27,13 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000")
 
     def handle(self, *args, addr: str, **options) -> None:
+        # The demo console is for a person: plain log lines (production keeps JSON), here and
+        # in every process started below. Webhooks go to the receiver on loopback.
+        os.environ.setdefault("LOG_FORMAT", "plain")
+        os.environ["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"] = "1"
+        settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+        if os.environ["LOG_FORMAT"] == "plain":
+            _plain_logging()
         call_command("migrate", verbosity=0)
         call_command("load_demo")
         py = sys.executable
@@ -55,16 +66,28 @@ class Command(BaseCommand):
             self._wait_for_chains(procs["chain"], chain_file)
             demo.configure_demo_chains(chain_file)
             demo.mint_demo_supply(chain_file)
+            # A fresh chain holds none of an earlier run's demo_breach mints.
+            for stale in settings.VAR_DIR.glob("demo-breach-*.json"):
+                stale.unlink()
+            webhook_log = self._start_webhook_receiver()
+            self._start_healthy()
             for name, cmd in commands.items():
                 # Own process groups: Ctrl-C reaches them only through us, stopped in order.
                 procs[name] = subprocess.Popen(cmd, env=env, start_new_session=True)
-            # Read once now rather than at the first beat, 60 s from now.
-            read_all_supplies.delay()
             self.stdout.write(
                 self.style.SUCCESS(f"porapp demo on http://{addr}/admin/  (Ctrl-C stops)")
             )
             for chain_id, port in demo.DEMO_CHAIN_PORTS.items():
                 self.stdout.write(f"  demo chain {chain_id}: http://127.0.0.1:{port}")
+            self.stdout.write(
+                f"  home page: http://{addr}/   eligibility feed: "
+                f"http://{addr}/api/v1/collateral/eligibility\n"
+                f"  webhook receiver log: {webhook_log}\n"
+                "  Break it: python manage.py demo_breach AAPLx   "
+                "(mints unbacked AAPLx; it freezes within a minute)\n"
+                "  Mend it:  python manage.py demo_restore AAPLx  "
+                "(then approve the unfreeze in the admin)"
+            )
             while all(p.poll() is None for p in procs.values()):
                 time.sleep(0.5)
             dead = [n for n, p in procs.items() if p.poll() is not None]
@@ -82,6 +105,29 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
 
+    def _start_webhook_receiver(self) -> Path:
+        """The demo subscriber: a loopback server logging each verified event."""
+        log = settings.VAR_DIR / "demo-webhooks.log"
+        receiver = demo_webhooks.Receiver(log)
+        server = demo_webhooks.serve(receiver)
+        admin = get_user_model().objects.get(username="admin")
+        receiver.secret = demo.register_demo_webhook(demo_webhooks.url_of(server), admin)
+        if receiver.secret is None:
+            self.stdout.write("  (this build has no webhook delivery: the receiver stays idle)")
+        return log
+
+    def _start_healthy(self) -> None:
+        """Read the fresh supply, reconcile until healthy, approve as the admin would."""
+        demo.read_demo_supply()
+        admin = get_user_model().objects.get(username="admin")
+        self.stdout.write(
+            "Demo start: every asset starts frozen until its evidence was healthy for N runs "
+            "in a row and an admin approved the unfreeze (admin: Collateral eligibility, action "
+            '"Approve unfreeze"). Doing that now as the demo admin:'
+        )
+        for line in demo.start_healthy(admin):
+            self.stdout.write(f"  {line}")
+
     def _wait_for_chains(self, proc: subprocess.Popen, chain_file, timeout: float = 90) -> None:
         """Wait for devchain's output file, written once every token is deployed."""
         deadline = time.monotonic() + timeout
@@ -98,3 +144,10 @@ class Command(BaseCommand):
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def _plain_logging() -> None:
+    """This process's console in plain lines too (settings were read before we set the env)."""
+    config: dict = copy.deepcopy(settings.LOGGING)
+    config["handlers"]["console"]["formatter"] = "plain"
+    logging.config.dictConfig(config)
