@@ -151,7 +151,9 @@ def collateral_of(asset: Asset, market: dict | None = None) -> Collateral:
     except Eligibility.DoesNotExist:
         row = None
     if row is None:
-        return Collateral(asset, False, EligibilityState.FROZEN, 0, None, NO_RECONCILIATION, None, market)
+        return Collateral(
+            asset, False, EligibilityState.FROZEN, 0, None, NO_RECONCILIATION, None, market
+        )
     latest = row.latest
     if latest is None:
         # An admin's reason says more than the default; otherwise say it plainly.
@@ -195,7 +197,7 @@ def events_after(after: int, limit: int = EVENTS_PAGE) -> list[EligibilityEvent]
     from its last seen ``seq`` never misses one committed later with a smaller number.
     """
     return list(
-        EligibilityEvent.objects.filter(seq__gt=after).select_related("asset").order_by("seq")[
-            :limit
-        ]
+        EligibilityEvent.objects.filter(seq__gt=after)
+        .select_related("asset")
+        .order_by("seq")[:limit]
     )

@@ -242,9 +242,7 @@ class EligibilityEventsView(APIView):
         after = _non_negative_int(request, "after", 0)
         limit = _non_negative_int(request, "limit", collateral.EVENTS_PAGE)
         if not 1 <= limit <= collateral.EVENTS_PAGE_MAX:
-            raise ValidationError(
-                {"limit": f"Must be between 1 and {collateral.EVENTS_PAGE_MAX}."}
-            )
+            raise ValidationError({"limit": f"Must be between 1 and {collateral.EVENTS_PAGE_MAX}."})
         events = collateral.events_after(after, limit + 1)
         more = len(events) > limit
         events = events[:limit]
