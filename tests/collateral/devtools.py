@@ -6,6 +6,7 @@ Same isolation as `tests.browser`: only loopback resolves.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
@@ -40,8 +41,11 @@ class Page:
                 return reply.get("result", {})
 
 
-def measure(url: str, width: int, height: int = 800, mobile: bool = False) -> dict:
-    """Load ``url`` at ``width`` CSS pixels and return the page's layout widths and text."""
+def measure(
+    url: str, width: int, height: int = 800, mobile: bool = False, screenshot: str = ""
+) -> dict:
+    """Load ``url`` at ``width`` CSS pixels and return the page's layout widths and text
+    (and save a full-page PNG to ``screenshot`` if given, to look at by hand)."""
     with tempfile.TemporaryDirectory() as profile:
         process = subprocess.Popen(
             [
@@ -94,6 +98,12 @@ def measure(url: str, width: int, height: int = 800, mobile: bool = False) -> di
                         "Runtime.evaluate", session, expression=expression, returnByValue=True
                     )["result"].get("value")
                     if result:
+                        if screenshot:
+                            shot = page.send(
+                                "Page.captureScreenshot", session, captureBeyondViewport=True
+                            )
+                            with open(screenshot, "wb") as out:
+                                out.write(base64.b64decode(shot["data"]))
                         return json.loads(result)
                     time.sleep(0.1)
                 raise RuntimeError(f"{url} did not finish loading")
