@@ -21,9 +21,9 @@ def healthz(request):
 
 
 def home(request):
-    """Landing page: where to go next, by who you are."""
+    """Landing page: each asset's backing and eligibility in plain words, and where to go next."""
     from django.shortcuts import render
 
-    from audits.models import Asset
+    from audits.collateral import eligibility_feed
 
-    return render(request, "home.html", {"assets": Asset.objects.filter(active=True)})
+    return render(request, "home.html", {"assets": eligibility_feed()})

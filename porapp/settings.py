@@ -168,6 +168,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets several API fields share get one schema name each (the collateral feeds).
+    "ENUM_NAME_OVERRIDES": {
+        "EligibilityStateEnum": "audits.choices.EligibilityState",
+        "ReconciliationStatusEnum": "audits.choices.ReconciliationStatus",
+    },
 }
 
 # --- Celery. The default broker is kombu's filesystem transport: real messages, a real worker,

@@ -1,13 +1,27 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from audits import collateral
+from audits.api.collateral import CollateralSerializer
 from audits.models import Asset, Chain, Custodian, TokenDeployment
 from audits.permissions import is_admin
 
 
 class AssetSerializer(serializers.ModelSerializer):
+    collateral = serializers.SerializerMethodField(
+        help_text="Eligibility as collateral and the latest reconciliation (read-only)."
+    )
+
     class Meta:
         model = Asset
-        fields = ["id", "code", "name", "isin", "kind", "decimals", "shares_per_token", "active"]
+        fields = [
+            "id", "code", "name", "isin", "kind", "decimals", "shares_per_token", "active",
+            "collateral",
+        ]  # fmt: skip
+
+    @extend_schema_field(CollateralSerializer)
+    def get_collateral(self, asset: Asset) -> dict:
+        return CollateralSerializer(collateral.collateral_of(asset)).data
 
 
 class CustodianSerializer(serializers.ModelSerializer):

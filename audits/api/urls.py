@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from audits.api import statements, supply, views
+from audits.api import collateral, statements, supply, views
 
 router = DefaultRouter()
 router.register("assets", views.AssetViewSet)
@@ -13,5 +13,11 @@ router.register("supply-readings", supply.SupplyReadingViewSet, basename="supply
 
 urlpatterns = [
     *router.urls,
+    path(
+        "collateral/eligibility",
+        collateral.EligibilityFeedView.as_view(),
+        name="collateral-eligibility",
+    ),
+    path("collateral/events", collateral.EligibilityEventsView.as_view(), name="collateral-events"),
     path("assets/<str:code>/supply/", supply.AssetSupplyView.as_view(), name="asset-supply"),
 ]

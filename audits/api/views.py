@@ -2,13 +2,15 @@
 
 from rest_framework import viewsets
 
+from audits import collateral
 from audits.api import serializers
 from audits.models import Asset, Chain, Custodian, TokenDeployment
 from audits.permissions import IsAdminOrReadOnly
 
 
 class AssetViewSet(viewsets.ModelViewSet):
-    queryset = Asset.objects.all()
+    # The collateral field reads the eligibility row and latest reconciliation: joined here.
+    queryset = collateral.with_collateral(Asset.objects.all())
     serializer_class = serializers.AssetSerializer
     permission_classes = [IsAdminOrReadOnly]
     lookup_field = "code"
