@@ -140,9 +140,24 @@ def after_reconciliation(
     _apply(row, after)
     row.latest = reconciliation
     if transition is None:
+        if row.state == machine.FROZEN and not row.frozen_manually:
+            # Still frozen: say why now, not why it was frozen (a new asset's first breach,
+            # or healthy evidence now waiting for approval). An admin's reason stays.
+            row.reason = _still_frozen(row, reconciliation, policy)
         return None
     row.since, row.reason = now, transition.reason
     return PendingTransition(row, transition, reconciliation)
+
+
+def _still_frozen(row: Eligibility, reconciliation: Reconciliation, policy: Policy) -> str:
+    if reconciliation.status != "healthy":
+        return reconciliation.reason
+    needed = policy.healthy_runs_to_unfreeze
+    if row.healthy_streak < needed:
+        waiting = f"{row.healthy_streak} of {needed} healthy runs so far"
+    else:
+        waiting = f"{row.healthy_streak} healthy runs in a row; an admin may approve the unfreeze"
+    return f"Frozen until an admin approves ({waiting}). {reconciliation.reason}"
 
 
 def _locked(asset_id: int) -> Eligibility:

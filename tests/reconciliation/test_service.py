@@ -289,3 +289,18 @@ def test_each_transition_is_queued_for_subscribers_in_the_same_transaction(world
     body = json.loads(delivery.body)
     assert body["data"]["asset"] == "TSTx" and body["data"]["eligible"] is False
     assert body["data"]["event_id"] == event.seq
+
+
+def test_a_frozen_asset_says_why_it_is_still_frozen(world, admin_user):
+    """Found by the feed's tests: a new asset whose first run found a breach kept the reason
+    'no reconciliation yet'."""
+    world.statement(0, "400")
+    world.statement(1, "500")
+    world.supply(0, "500")
+    world.supply(1, "500")
+    run(world)
+    row = state(world)
+    assert row.state == "frozen" and row.reason.startswith("Not fully backed")
+    world.statement(0, "500", as_of=MONDAY_CLOSE + timedelta(minutes=1))
+    run(world, NOW + timedelta(minutes=1))
+    assert state(world).reason.startswith("Frozen until an admin approves (1 of 3 healthy")
