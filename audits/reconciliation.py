@@ -98,10 +98,20 @@ def reconcile_assets(asset_ids: Iterable[int], now: datetime | None = None) -> l
             row.asset_id: row
             for row in Eligibility.objects.select_for_update(of=("self",))
             .filter(asset_id__in=ids, asset__active=True)
-            .select_related("asset", "asset__policy", "latest")
+            .select_related("asset", "asset__policy")
             .prefetch_related("asset__deployments__chain")
             .order_by("asset_id")
         }
+        # The latest reconciliations are read after the lock, in a statement of their own. A
+        # row that waited for the lock comes back with the committed `latest_id`, but rows
+        # joined to it in the same statement are not re-read (PostgreSQL re-checks only the
+        # locked row), so a joined `latest` could be the one from before the wait and the run
+        # would store a duplicate of the reconciliation the other run just made.
+        latest = Reconciliation.objects.in_bulk(
+            [row.latest_id for row in rows.values() if row.latest_id is not None]
+        )
+        for row in rows.values():
+            row.latest = latest.get(row.latest_id) if row.latest_id is not None else None
         evidence = gather([row.asset for row in rows.values()], now)
         return _store(rows, evidence, now)
 
