@@ -10,6 +10,7 @@ DEFAULT_SCHEDULES: list[tuple[str, str, int]] = [
     ("read on-chain supply", "audits.tasks.read_all_supplies", 60),
     ("resume stalled statements", "audits.tasks.resume_stalled_statements", 300),
     ("reconcile every asset", "audits.tasks.reconcile_all_assets", 60),
+    ("deliver due webhooks", "audits.tasks.deliver_due_webhooks", 60),
 ]
 
 

@@ -244,3 +244,11 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL},
     },
 }
+
+# --- Webhooks to margin engines (docs/webhooks.md). Receivers on loopback, private, link-local
+# and other non-public addresses are refused unless this is set (tests and the local demo).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
+# Seconds one delivery attempt may take, connecting to reading the answer.
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10)
+# An endpoint whose every attempt has failed for this long is disabled and admins are mailed.
+WEBHOOK_DISABLE_AFTER = env_duration("WEBHOOK_DISABLE_AFTER", timedelta(days=5))

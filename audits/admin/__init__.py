@@ -1,3 +1,3 @@
 """The Django admin, one module per concept; importing registers the ModelAdmins."""
 
-from audits.admin import market_calendars, reference, statements, supply  # noqa: F401
+from audits.admin import market_calendars, reference, statements, supply, webhooks  # noqa: F401

@@ -20,6 +20,7 @@ from audits.models.statements import (
     StatementLine,
 )
 from audits.models.supply import ExcludedAddress, SupplyReading
+from audits.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiToken",
@@ -45,4 +46,7 @@ __all__ = [
     "StatementLine",
     "SupplyReading",
     "TokenDeployment",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -4,8 +4,11 @@ from audits.tasks.operations import worker_heartbeat
 from audits.tasks.reconciliation import reconcile_all_assets, reconcile_asset
 from audits.tasks.statements import resume_stalled_statements, resume_statement
 from audits.tasks.supply import read_all_supplies, read_supply_for_deployment
+from audits.tasks.webhooks import deliver_due_webhooks, deliver_webhook
 
 __all__ = [
+    "deliver_due_webhooks",
+    "deliver_webhook",
     "read_all_supplies",
     "read_supply_for_deployment",
     "reconcile_all_assets",

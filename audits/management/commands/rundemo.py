@@ -32,6 +32,8 @@ class Command(BaseCommand):
             "beat": [py, "-m", "celery", "-A", "porapp", "beat", "-l", "INFO"],
         }
         env = dict(os.environ)
+        # Demo webhook receivers run on this machine (docs/webhooks.md).
+        env.setdefault("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "1")
         # Explicit handlers: a shell may start us with SIGINT ignored (e.g. as a background job),
         # and SIGTERM from a supervisor should stop the children too.
         signal.signal(signal.SIGINT, _raise_interrupt)
