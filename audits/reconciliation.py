@@ -291,20 +291,38 @@ def _store(
                     extra={"asset": ev.asset.code, "status": rec.status, "reason": rec.reason},
                 )
     pending = []
+    before = {asset_id: _state_fields(row) for asset_id, row in rows.items()}
     for asset_id, row in rows.items():
         step = eligibility.after_reconciliation(
             row, current[asset_id], evidence[asset_id].policy, now
         )
         if step is not None:
             pending.append(step)
-    Eligibility.objects.bulk_update(
-        list(rows.values()),
-        ["state", "haircut_bps", "healthy_streak", "frozen_manually", "frozen_by", "latest",
-         "since", "reason"],
-    )  # fmt: skip
+    # Only the rows and columns that changed: bulk_update builds one CASE branch per row and
+    # column in Python, which dominated a 1,000-asset run when every column was written.
+    changed_rows, changed_fields = [], set()
+    for asset_id, row in rows.items():
+        after = _state_fields(row)
+        pairs = zip(_STATE_FIELDS, before[asset_id], after, strict=True)
+        changed = {f for f, old, new in pairs if old != new}
+        if changed:
+            changed_rows.append(row)
+            changed_fields |= changed
+    if changed_rows:
+        Eligibility.objects.bulk_update(
+            changed_rows, [f.removesuffix("_id") for f in _STATE_FIELDS if f in changed_fields]
+        )
     events = {e.asset_id: e.seq for e in eligibility.record(pending, now)}
     created = {rec.asset_id for rec, _, _ in new}
     return [Result(a, current[a].pk, a in created, current[a].status, events.get(a)) for a in rows]
+
+
+_STATE_FIELDS = ("state", "haircut_bps", "healthy_streak", "frozen_manually", "frozen_by_id",
+                 "latest_id", "since", "reason")  # fmt: skip
+
+
+def _state_fields(row: Eligibility) -> tuple:
+    return tuple(getattr(row, f) for f in _STATE_FIELDS)
 
 
 # --------------------------------------------------------------------------- checking
