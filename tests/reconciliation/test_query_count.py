@@ -1,0 +1,41 @@
+"""A reconciliation run reads and writes in bulk: its query count does not grow with assets."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from audits.models import Reconciliation
+from audits.reconciliation import reconcile_assets
+
+from .seed import seed_assets
+
+
+def _count(ids: list[int]) -> tuple[int, list]:
+    with CaptureQueriesContext(connection) as queries:
+        results = reconcile_assets(ids)
+    return len(queries.captured_queries), results
+
+
+@pytest.mark.django_db
+def test_query_count_does_not_depend_on_the_number_of_assets():
+    few = [a.pk for a in seed_assets(3, prefix="F")]
+    many = [a.pk for a in seed_assets(12, prefix="M")]
+
+    few_first, few_results = _count(few)
+    many_first, many_results = _count(many)
+    assert [r.created for r in few_results] == [True] * 3
+    assert [r.created for r in many_results] == [True] * 12
+    assert {r.status for r in few_results + many_results} == {"healthy"}
+    assert few_first == many_first
+
+    few_again, few_results = _count(few)
+    many_again, many_results = _count(many)
+    assert not any(r.created for r in few_results + many_results)
+    assert few_again == many_again
+    assert Reconciliation.objects.count() == 15
+    assert set(Reconciliation.objects.values_list("checks", flat=True)) == {2}
+    # Each reconciliation references both statements and both readings of its asset.
+    rec = Reconciliation.objects.get(asset_id=many[-1])
+    assert rec.statement_links.count() == 2 and rec.reading_links.count() == 2
