@@ -162,11 +162,10 @@ def _still_frozen(row: Eligibility, reconciliation: Reconciliation, policy: Poli
 
 def _locked(asset_id: int) -> Eligibility:
     ensure_eligibility_rows([asset_id])
-    return (
-        Eligibility.objects.select_for_update(of=("self",))
-        .select_related("asset", "asset__policy", "latest")
-        .get(asset_id=asset_id)
-    )
+    pk = Eligibility.objects.select_for_update().values_list("pk", flat=True).get(asset_id=asset_id)
+    # Read after the lock: rows joined into a locking SELECT may predate the wait for it
+    # (PostgreSQL re-checks only the locked row), and the decision rests on the latest run.
+    return Eligibility.objects.select_related("asset", "asset__policy", "latest").get(pk=pk)
 
 
 def manual_freeze(asset_id: int, by, reason: str) -> EligibilityEvent:
