@@ -38,6 +38,7 @@ from audits.models import (
     Reconciliation,
     StatementLine,
 )
+from audits.models.bulk import insert_rows, update_rows
 from audits.statements import counting_statements
 from audits.supply import deployment_supplies, freshness
 from audits.triggers import ensure_eligibility_rows
@@ -258,30 +259,38 @@ def _store(
         Reconciliation.objects.filter(pk__in=touched).update(checked_at=now, checks=F("checks") + 1)
     if new:
         Reconciliation.objects.bulk_create([rec for rec, _, _ in new])
-        ReconciledStatement.objects.bulk_create(
-            ReconciledStatement(
-                reconciliation=rec,
-                statement_id=s.statement_id,
-                settled=s.settled,
-                pending_delivery=s.pending_delivery,
-                shares_per_token=s.shares_per_token,
-                tokens=tokens,
-                sessions_old=s.sessions_old,
-            )
-            for rec, ev, outcome in new
-            for s, tokens in zip(ev.statements, outcome.statement_tokens, strict=True)
+        insert_rows(
+            ReconciledStatement,
+            [
+                ReconciledStatement(
+                    reconciliation=rec,
+                    statement_id=s.statement_id,
+                    settled=s.settled,
+                    pending_delivery=s.pending_delivery,
+                    shares_per_token=s.shares_per_token,
+                    tokens=tokens,
+                    sessions_old=s.sessions_old,
+                )
+                for rec, ev, outcome in new
+                for s, tokens in zip(ev.statements, outcome.statement_tokens, strict=True)
+            ],
+            _STATEMENT_LINK_FIELDS,
         )
-        ReconciledReading.objects.bulk_create(
-            ReconciledReading(
-                reconciliation=rec,
-                deployment_id=s.deployment_id,
-                reading_id=s.reading_id,
-                circulating=s.circulating,
-                confirmed_at=s.confirmed_at,
-                problem=s.problem[:500],
-            )
-            for rec, ev, _ in new
-            for s in ev.supplies
+        insert_rows(
+            ReconciledReading,
+            [
+                ReconciledReading(
+                    reconciliation=rec,
+                    deployment_id=s.deployment_id,
+                    reading_id=s.reading_id,
+                    circulating=s.circulating,
+                    confirmed_at=s.confirmed_at,
+                    problem=s.problem[:500],
+                )
+                for rec, ev, _ in new
+                for s in ev.supplies
+            ],
+            _READING_LINK_FIELDS,
         )
         for rec, ev, _ in new:
             previous = rows[rec.asset_id].latest
@@ -317,14 +326,20 @@ def _store(
     if one_more:
         Eligibility.objects.filter(pk__in=one_more).update(healthy_streak=F("healthy_streak") + 1)
     if changed_rows:
-        Eligibility.objects.bulk_update(
-            changed_rows, [f.removesuffix("_id") for f in _STATE_FIELDS if f in changed_fields]
+        update_rows(
+            Eligibility,
+            changed_rows,
+            [f.removesuffix("_id") for f in _STATE_FIELDS if f in changed_fields],
         )
     events = {e.asset_id: e.seq for e in eligibility.record(pending, now)}
     created = {rec.asset_id for rec, _, _ in new}
     return [Result(a, current[a].pk, a in created, current[a].status, events.get(a)) for a in rows]
 
 
+_STATEMENT_LINK_FIELDS = ("reconciliation", "statement", "settled", "pending_delivery",
+                          "shares_per_token", "tokens", "sessions_old")  # fmt: skip
+_READING_LINK_FIELDS = ("reconciliation", "deployment", "reading", "circulating", "confirmed_at",
+                        "problem")  # fmt: skip
 _STATE_FIELDS = ("state", "haircut_bps", "healthy_streak", "frozen_manually", "frozen_by_id",
                  "latest_id", "since", "reason")  # fmt: skip
 
