@@ -204,7 +204,7 @@ def _holdings(
 
 def _supplies(assets: Sequence[Asset], now: datetime) -> dict[int, list[core.SupplyEvidence]]:
     deployments = [d for a in assets for d in a.deployments.all() if d.active and d.chain.active]
-    judged = deployment_supplies(deployments, now)
+    judged = deployment_supplies(deployments, now, only=("circulating",))
     out: dict[int, list[core.SupplyEvidence]] = defaultdict(list)
     for d in sorted(deployments, key=lambda d: (d.asset_id, d.chain.chain_id)):
         j = judged[d.pk]
@@ -258,7 +258,9 @@ def _store(
     if touched:
         Reconciliation.objects.filter(pk__in=touched).update(checked_at=now, checks=F("checks") + 1)
     if new:
-        Reconciliation.objects.bulk_create([rec for rec, _, _ in new])
+        insert_rows(
+            Reconciliation, [rec for rec, _, _ in new], _RECONCILIATION_FIELDS, with_ids=True
+        )
         insert_rows(
             ReconciledStatement,
             [
@@ -336,6 +338,9 @@ def _store(
     return [Result(a, current[a].pk, a in created, current[a].status, events.get(a)) for a in rows]
 
 
+_RECONCILIATION_FIELDS = ("asset", "computed_at", "checked_at", "checks", "status", "reason",
+                          "reserves", "supply", "ratio", "shortfall_bps", "evidence_as_of",
+                          "policy", "digest")  # fmt: skip
 _STATEMENT_LINK_FIELDS = ("reconciliation", "statement", "settled", "pending_delivery",
                           "shares_per_token", "tokens", "sessions_old")  # fmt: skip
 _READING_LINK_FIELDS = ("reconciliation", "deployment", "reading", "circulating", "confirmed_at",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -447,8 +447,13 @@ def _newest(order: tuple, **match) -> Subquery:
 _NEWEST_ATTEMPT = ("-attempted_at", "-id")
 
 
+#: The reading fields :func:`deployment_supplies` itself needs (for its callers' ``only``).
+JUDGED_FIELDS = ("source", "status", "as_of", "attempted_at", "last_confirmed_at",
+                 "block_number", "error", "deployment_id")  # fmt: skip
+
+
 def deployment_supplies(
-    deployments: Iterable[TokenDeployment], now: datetime
+    deployments: Iterable[TokenDeployment], now: datetime, *, only: Sequence[str] = ()
 ) -> dict[int, DeploymentSupply]:
     """Per deployment id: the reading that counts now, or why none does. Two queries in all,
     however many deployments (reconciling every asset each minute must not grow with them).
@@ -478,7 +483,10 @@ def deployment_supplies(
         .values_list("pk", "chain_ok_id", "manual_id", "failure_id", "permanent_id", "orphan_id")
     )
     wanted = {i for row in rows for i in row[1:] if i is not None}
-    readings = SupplyReading.objects.in_bulk(wanted) if wanted else {}
+    # ``only``: load just these reading fields besides JUDGED_FIELDS (thousands of readings
+    # at once in a reconciliation; the rest would be built and never read).
+    chosen = SupplyReading.objects.only(*JUDGED_FIELDS, *only) if only else SupplyReading.objects
+    readings = chosen.in_bulk(wanted) if wanted else {}
 
     def get(i: int | None) -> SupplyReading | None:
         return readings[i] if i is not None else None

@@ -16,15 +16,30 @@ from django.db import connection, models
 
 
 def insert_rows(
-    model: type[models.Model], objs: Sequence[models.Model], fields: Sequence[str]
+    model: type[models.Model],
+    objs: Sequence[models.Model],
+    fields: Sequence[str],
+    *,
+    with_ids: bool = False,
 ) -> None:
-    """Insert ``objs`` (unsaved, no primary key needed back), writing only ``fields``."""
+    """Insert ``objs`` (unsaved), writing only ``fields``; with ``with_ids`` each object gets
+    its primary key (on PostgreSQL taken from the table's sequence beforehand)."""
     if not objs:
         return
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs)
         return
     columns: list[Any] = [model._meta.get_field(name) for name in fields]
+    if with_ids:
+        pk: Any = model._meta.pk
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [model._meta.db_table, pk.column, len(objs)],
+            )
+            for obj, (pk_value,) in zip(objs, cursor.fetchall(), strict=True):
+                obj.pk = pk_value
+        columns.insert(0, pk)
     names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
     table = connection.ops.quote_name(model._meta.db_table)
     with (

@@ -39,3 +39,18 @@ def test_query_count_does_not_depend_on_the_number_of_assets():
     # Each reconciliation references both statements and both readings of its asset.
     rec = Reconciliation.objects.get(asset_id=many[-1])
     assert rec.statement_links.count() == 2 and rec.reading_links.count() == 2
+
+
+def test_fast_writes_name_every_column():
+    """The PostgreSQL COPY path writes only the fields it lists: a column added to these
+    models later must be added there too, or it would silently stay empty."""
+    from audits import reconciliation
+    from audits.models import ReconciledReading, ReconciledStatement, Reconciliation
+
+    for model, fields in (
+        (Reconciliation, reconciliation._RECONCILIATION_FIELDS),
+        (ReconciledStatement, reconciliation._STATEMENT_LINK_FIELDS),
+        (ReconciledReading, reconciliation._READING_LINK_FIELDS),
+    ):
+        columns = {f.name for f in model._meta.concrete_fields if not f.primary_key}
+        assert columns == set(fields), model
