@@ -143,21 +143,21 @@ def after_reconciliation(
         if row.state == machine.FROZEN and not row.frozen_manually:
             # Still frozen: say why now, not why it was frozen (a new asset's first breach,
             # or healthy evidence now waiting for approval). An admin's reason stays.
-            row.reason = _still_frozen(row, reconciliation, policy)
+            row.reason = _still_frozen(reconciliation, policy)
         return None
     row.since, row.reason = now, transition.reason
     return PendingTransition(row, transition, reconciliation)
 
 
-def _still_frozen(row: Eligibility, reconciliation: Reconciliation, policy: Policy) -> str:
+def _still_frozen(reconciliation: Reconciliation, policy: Policy) -> str:
+    # The same words on every run while nothing changes, so a stable asset's row is not
+    # rewritten each minute (the streak has its own column).
     if reconciliation.status != "healthy":
         return reconciliation.reason
-    needed = policy.healthy_runs_to_unfreeze
-    if row.healthy_streak < needed:
-        waiting = f"{row.healthy_streak} of {needed} healthy runs so far"
-    else:
-        waiting = f"{row.healthy_streak} healthy runs in a row; an admin may approve the unfreeze"
-    return f"Frozen until an admin approves ({waiting}). {reconciliation.reason}"
+    return (
+        f"Frozen until an admin approves the unfreeze, possible after "
+        f"{policy.healthy_runs_to_unfreeze} healthy runs in a row. {reconciliation.reason}"
+    )
 
 
 def _locked(asset_id: int) -> Eligibility:

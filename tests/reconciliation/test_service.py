@@ -303,4 +303,6 @@ def test_a_frozen_asset_says_why_it_is_still_frozen(world, admin_user):
     assert row.state == "frozen" and row.reason.startswith("Not fully backed")
     world.statement(0, "500", as_of=MONDAY_CLOSE + timedelta(minutes=1))
     run(world, NOW + timedelta(minutes=1))
-    assert state(world).reason.startswith("Frozen until an admin approves (1 of 3 healthy")
+    assert state(world).reason.startswith(
+        "Frozen until an admin approves the unfreeze, possible after 3 healthy runs in a row."
+    )
