@@ -37,8 +37,9 @@ from audits.models import (
     ReconciledStatement,
     Reconciliation,
     StatementLine,
+    TokenDeployment,
 )
-from audits.models.bulk import insert_rows, update_rows
+from audits.models.bulk import insert_objects, insert_values, update_rows
 from audits.statements import counting_statements
 from audits.supply import deployment_supplies, freshness
 from audits.triggers import ensure_eligibility_rows
@@ -99,9 +100,8 @@ def reconcile_assets(asset_ids: Iterable[int], now: datetime | None = None) -> l
         rows = {
             row.asset_id: row
             for row in Eligibility.objects.select_for_update(of=("self",))
-            .filter(asset_id__in=ids, asset__active=True)
+            .filter(asset_id__any_of=ids, asset__active=True)
             .select_related("asset", "asset__policy")
-            .prefetch_related("asset__deployments__chain")
             .order_by("asset_id")
         }
         # The latest reconciliations are read after the lock, in a statement of their own. A
@@ -109,9 +109,12 @@ def reconcile_assets(asset_ids: Iterable[int], now: datetime | None = None) -> l
         # joined to it in the same statement are not re-read (PostgreSQL re-checks only the
         # locked row), so a joined `latest` could be the one from before the wait and the run
         # would store a duplicate of the reconciliation the other run just made.
-        latest = Reconciliation.objects.in_bulk(
-            [row.latest_id for row in rows.values() if row.latest_id is not None]
-        )
+        latest = {
+            rec.pk: rec
+            for rec in Reconciliation.objects.filter(
+                pk__any_of=[row.latest_id for row in rows.values() if row.latest_id is not None]
+            )
+        }
         for row in rows.values():
             row.latest = latest.get(row.latest_id) if row.latest_id is not None else None
         evidence = gather([row.asset for row in rows.values()], now)
@@ -128,14 +131,14 @@ def gather(assets: Sequence[Asset], now: datetime) -> dict[int, Evidence]:
     statements = {
         s.pk: s
         for s in CustodianStatement.objects.filter(
-            pk__in=set(counting.values()), custodian__active=True
+            pk__any_of=set(counting.values()), custodian__active=True
         ).select_related("custodian")
     }
     holdings = _holdings(statements, by_id)
     changes: dict[int, list[tuple[datetime, Decimal]]] = defaultdict(list)
-    for asset_id, at, value in MultiplierChange.objects.filter(asset_id__in=by_id).values_list(
-        "asset_id", "effective_at", "shares_per_token"
-    ):
+    for asset_id, at, value in MultiplierChange.objects.filter(
+        asset_id__any_of=list(by_id)
+    ).values_list("asset_id", "effective_at", "shares_per_token"):
         changes[asset_id].append((at, value))
     clocks = clocks_for({a.mic for a in assets})
     supplies = _supplies(assets, now)
@@ -181,8 +184,8 @@ def _holdings(
 ) -> dict[tuple[int, int], tuple[Decimal, Decimal]]:
     """(statement, asset) -> (settled, pending delivery), exact on every database."""
     lines = StatementLine.objects.filter(
-        statement_id__in=statements,
-        asset_id__in=assets,
+        statement_id__any_of=list(statements),
+        asset_id__any_of=list(assets),
         balance_type__in=[SETTLED, PENDING_DELIVERY],
     ).order_by()
     totals: dict[tuple[int, int], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
@@ -203,7 +206,12 @@ def _holdings(
 
 
 def _supplies(assets: Sequence[Asset], now: datetime) -> dict[int, list[core.SupplyEvidence]]:
-    deployments = [d for a in assets for d in a.deployments.all() if d.active and d.chain.active]
+    # One query for every asset's deployments (a prefetch builds a queryset per asset).
+    deployments = list(
+        TokenDeployment.objects.filter(
+            asset_id__any_of=[a.pk for a in assets], active=True, chain__active=True
+        ).select_related("chain")
+    )
     judged = deployment_supplies(deployments, now, only=("circulating",))
     out: dict[int, list[core.SupplyEvidence]] = defaultdict(list)
     for d in sorted(deployments, key=lambda d: (d.asset_id, d.chain.chain_id)):
@@ -256,44 +264,33 @@ def _store(
         new.append((rec, ev, outcome))
         current[asset_id] = rec
     if touched:
-        Reconciliation.objects.filter(pk__in=touched).update(checked_at=now, checks=F("checks") + 1)
+        Reconciliation.objects.filter(pk__any_of=touched).update(
+            checked_at=now, checks=F("checks") + 1
+        )
     if new:
-        insert_rows(
+        insert_objects(
             Reconciliation, [rec for rec, _, _ in new], _RECONCILIATION_FIELDS, with_ids=True
         )
-        insert_rows(
+        insert_values(
             ReconciledStatement,
+            _STATEMENT_LINK_FIELDS,
             [
-                ReconciledStatement(
-                    reconciliation=rec,
-                    statement_id=s.statement_id,
-                    settled=s.settled,
-                    pending_delivery=s.pending_delivery,
-                    shares_per_token=s.shares_per_token,
-                    tokens=tokens,
-                    sessions_old=s.sessions_old,
-                )
+                (rec.pk, s.statement_id, s.settled, s.pending_delivery, s.shares_per_token,
+                 tokens, s.sessions_old)
                 for rec, ev, outcome in new
                 for s, tokens in zip(ev.statements, outcome.statement_tokens, strict=True)
             ],
-            _STATEMENT_LINK_FIELDS,
-        )
-        insert_rows(
+        )  # fmt: skip
+        insert_values(
             ReconciledReading,
+            _READING_LINK_FIELDS,
             [
-                ReconciledReading(
-                    reconciliation=rec,
-                    deployment_id=s.deployment_id,
-                    reading_id=s.reading_id,
-                    circulating=s.circulating,
-                    confirmed_at=s.confirmed_at,
-                    problem=s.problem[:500],
-                )
+                (rec.pk, s.deployment_id, s.reading_id, s.circulating, s.confirmed_at,
+                 s.problem[:500])
                 for rec, ev, _ in new
                 for s in ev.supplies
             ],
-            _READING_LINK_FIELDS,
-        )
+        )  # fmt: skip
         for rec, ev, _ in new:
             previous = rows[rec.asset_id].latest
             if previous is None or previous.status != rec.status:
@@ -326,7 +323,9 @@ def _store(
             changed_rows.append(row)
             changed_fields |= changed
     if one_more:
-        Eligibility.objects.filter(pk__in=one_more).update(healthy_streak=F("healthy_streak") + 1)
+        Eligibility.objects.filter(pk__any_of=one_more).update(
+            healthy_streak=F("healthy_streak") + 1
+        )
     if changed_rows:
         update_rows(
             Eligibility,

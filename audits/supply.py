@@ -467,7 +467,7 @@ def deployment_supplies(
     """
     by_id = {d.pk: d for d in deployments}
     rows = list(
-        TokenDeployment.objects.filter(pk__in=by_id)
+        TokenDeployment.objects.filter(pk__any_of=list(by_id))
         .annotate(
             chain_ok_id=_newest(
                 (F("last_confirmed_at").desc(nulls_last=True), "-block_number", "-id"),
@@ -486,7 +486,7 @@ def deployment_supplies(
     # ``only``: load just these reading fields besides JUDGED_FIELDS (thousands of readings
     # at once in a reconciliation; the rest would be built and never read).
     chosen = SupplyReading.objects.only(*JUDGED_FIELDS, *only) if only else SupplyReading.objects
-    readings = chosen.in_bulk(wanted) if wanted else {}
+    readings = {r.pk: r for r in chosen.filter(pk__any_of=list(wanted))} if wanted else {}
 
     def get(i: int | None) -> SupplyReading | None:
         return readings[i] if i is not None else None

@@ -7,8 +7,8 @@ fresh manual supply reading per deployment; then times the real service
   - first run: creates 1,000 reconciliations (each with 10 statement links and 3 reading links);
   - unchanged run: same evidence, so it only records the check on each latest reconciliation.
 Each is the best of --runs (the first-run case is reset between runs by deleting what it made).
-Next to it, a floor measured in the same run: the bare bulk reads (the same input SELECTs the
-service makes, without computing or writing), and a bare SELECT of every statement line.
+Next to it, floors measured in the same run: the service's reads alone (the same SELECTs and
+the evidence assembly, without comparing or writing), and a bare SELECT of every statement line.
 Query counts come from Django's CaptureQueriesContext.
 
     .venv/bin/python bench/reconciliation_bench.py              # PostgreSQL + SQLite
@@ -125,7 +125,8 @@ def seed() -> list[int]:
 
 
 def bare_reads(ids: list[int]) -> None:
-    """The service's input SELECTs, without the computing or the writing."""
+    """The service's reads alone: the locking SELECT and `gather` (every input, assembled as
+    the core's evidence), without comparing, digesting or writing anything."""
     from django.db import transaction
     from django.utils import timezone
 
@@ -136,22 +137,11 @@ def bare_reads(ids: list[int]) -> None:
         now = timezone.now()
         rows = list(
             Eligibility.objects.select_for_update(of=("self",))
-            .filter(asset_id__in=ids, asset__active=True)
-            .select_related("asset", "asset__policy", "latest")
-            .prefetch_related("asset__deployments__chain")
+            .filter(asset_id__any_of=ids, asset__active=True)
+            .select_related("asset", "asset__policy")
             .order_by("asset_id")
         )
-        assets = [r.asset for r in rows]
-        by_id = {a.pk: a for a in assets}
-        counting = reconciliation.counting_statements(now=now)
-        statements = reconciliation.CustodianStatement.objects.filter(
-            pk__in=set(counting.values())
-        ).select_related("custodian")
-        statements = {s.pk: s for s in statements}
-        reconciliation._holdings(statements, by_id)
-        list(reconciliation.MultiplierChange.objects.filter(asset_id__in=by_id))
-        deployments = [d for a in assets for d in a.deployments.all()]
-        reconciliation.deployment_supplies(deployments, now)
+        reconciliation.gather([r.asset for r in rows], now)
 
 
 def select_lines() -> None:
@@ -221,7 +211,7 @@ def run_child(database_url: str, runs: int, profile: bool) -> None:
     print(f"  unchanged run (touch only): best {min(unchanged):.3f} s, {unchanged_q} queries")
     print(f"    runs first: {', '.join(f'{t:.3f}' for t in first)}")
     print(f"    runs unchanged: {', '.join(f'{t:.3f}' for t in unchanged)}")
-    print(f"  floor, bare bulk reads (same SELECTs): best {min(reads):.3f} s, {reads_q} queries")
+    print(f"  floor, the service's reads alone: best {min(reads):.3f} s, {reads_q} queries")
     print(f"  floor, bare SELECT of all {ASSETS * CUSTODIANS:,} lines: best {min(lines):.3f} s")
     if profile:
         for name, fn in (("unchanged", lambda: reconcile_assets(ids)), ("first", None)):

@@ -1,5 +1,6 @@
 """What porapp stores, one module per concept. Behaviour lives in the service modules."""
 
+from audits.models import lookups  # noqa: F401  (registers field__any_of)
 from audits.models.eligibility import Eligibility, EligibilityEvent, EventCounter
 from audits.models.market_calendars import MarketClosure
 from audits.models.operations import Heartbeat

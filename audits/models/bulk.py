@@ -1,10 +1,12 @@
 """Writing many rows in one statement, fast on PostgreSQL, portable elsewhere.
 
 Django's `bulk_create` and `bulk_update` spend most of a 1,000-asset reconciliation in Python
-compiling SQL (one CASE branch per row and column for an update). On PostgreSQL these write
-the same rows with COPY and with one `UPDATE … FROM (VALUES …)`; every value still goes
-through its field's `get_db_prep_save`, so exactness checks (ExactDecimalField refuses a value
-it cannot hold) are the same as through the ORM. Other databases use the ORM.
+compiling SQL (one CASE branch per row and column for an update, every value resolved as an
+expression). On PostgreSQL these write the same rows with COPY and with one
+`UPDATE … FROM (VALUES …)`. Values whose database form differs from the Python one
+(exact decimals, JSON) still go through their field's `get_db_prep_save`, so exactness checks
+are the same as through the ORM (ExactDecimalField refuses a value it cannot hold); integers,
+text, booleans and aware datetimes go to psycopg as they are. Other databases use the ORM.
 """
 
 from __future__ import annotations
@@ -12,10 +14,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+
+# Fields psycopg takes as Python gives them (ids, numbers, text, flags, aware datetimes).
+_PLAIN = (
+    models.AutoField,
+    models.BigAutoField,
+    models.ForeignKey,
+    models.IntegerField,
+    models.CharField,
+    models.TextField,
+    models.BooleanField,
+    models.DateTimeField,
+)
 
 
-def insert_rows(
+def insert_objects(
     model: type[models.Model],
     objs: Sequence[models.Model],
     fields: Sequence[str],
@@ -32,22 +46,56 @@ def insert_rows(
     columns: list[Any] = [model._meta.get_field(name) for name in fields]
     if with_ids:
         pk: Any = model._meta.pk
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [model._meta.db_table, pk.column, len(objs)],
-            )
-            for obj, (pk_value,) in zip(objs, cursor.fetchall(), strict=True):
-                obj.pk = pk_value
+        for obj, pk_value in zip(objs, _next_ids(model, len(objs)), strict=True):
+            obj.pk = pk_value
         columns.insert(0, pk)
+    _copy(model, columns, ([getattr(obj, f.attname) for f in columns] for obj in objs))
+
+
+def insert_values(
+    model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` of values in the order of ``fields`` (a foreign key by its id), without
+    building a model instance per row on PostgreSQL."""
+    if not rows:
+        return
+    columns: list[Any] = [model._meta.get_field(name) for name in fields]
+    if connection.vendor != "postgresql":
+        names = [f.attname for f in columns]
+        model._default_manager.bulk_create(
+            [model(**dict(zip(names, row, strict=True))) for row in rows]
+        )
+        return
+    _copy(model, columns, rows)
+
+
+def _next_ids(model: type[models.Model], count: int) -> list[int]:
+    pk: Any = model._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, pk.column, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _copy(model: type[models.Model], columns: list[Any], rows) -> None:
     names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
     table = connection.ops.quote_name(model._meta.db_table)
+    prepare = [None if isinstance(f, _PLAIN) else f for f in columns]
+    # The wrapper itself, not the thread-local proxy: fields read its vendor per value.
+    wrapper = connections[DEFAULT_DB_ALIAS]
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
     ):
-        for obj in objs:
-            copy.write_row([_prepared(f, obj) for f in columns])
+        for row in rows:
+            copy.write_row(
+                [
+                    value if field is None else field.get_db_prep_save(value, wrapper)
+                    for field, value in zip(prepare, row, strict=True)
+                ]
+            )
 
 
 def update_rows(
@@ -60,8 +108,7 @@ def update_rows(
         model._default_manager.bulk_update(objs, list(fields))
         return
     qn = connection.ops.quote_name
-    pk = model._meta.pk
-    assert pk is not None
+    pk: Any = model._meta.pk
     columns: list[Any] = [model._meta.get_field(name) for name in fields]
     row = "(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"
     aliases = ", ".join(qn(c) for c in [pk.column, *(f.column for f in columns)])
@@ -78,13 +125,9 @@ def update_rows(
     params: list[Any] = []
     for obj in objs:
         params.append(obj.pk)
-        params.extend(_prepared(f, obj) for f in columns)
+        params.extend(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in columns)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
 
-def _prepared(field: Any, obj: models.Model) -> Any:
-    return field.get_db_prep_save(getattr(obj, field.attname), connection)
-
-
-__all__ = ["insert_rows", "update_rows"]
+__all__ = ["insert_objects", "insert_values", "update_rows"]

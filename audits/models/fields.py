@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from decimal import Context, Decimal, Inexact
+from functools import lru_cache
 from typing import Any
 
 from django.db import models
 
 # Extra digits a sum read through the field may have (a billion billion values).
 _SUM_ROOM = 20
+
+
+@lru_cache(maxsize=64)
+def _context(precision: int, exact: bool) -> Context:
+    # Shared, never changed after this: quantize only sets flags on it, which nothing reads.
+    context = Context(prec=precision)
+    if exact:
+        context.traps[Inexact] = True
+    return context
+
+
+@lru_cache(maxsize=64)
+def _exponent(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
 
 
 class ExactDecimalField(models.DecimalField):
@@ -43,13 +58,11 @@ class ExactDecimalField(models.DecimalField):
         # is raised. Reading: a stored value always fits, and a SUM over the column (output
         # through this field) may have more integer digits than one value: leave room.
         digits = self.max_digits or 28
-        context = Context(prec=digits if exact else digits + _SUM_ROOM)
-        if exact:
-            context.traps[Inexact] = True
-        return value.quantize(Decimal(1).scaleb(-(self.decimal_places or 0)), context=context)
+        context = _context(digits if exact else digits + _SUM_ROOM, exact)
+        return value.quantize(_exponent(self.decimal_places or 0), context=context)
 
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
-        if not prepared:
+        if not prepared and not isinstance(value, Decimal):
             value = self.get_prep_value(value)
         if value is None:
             return None

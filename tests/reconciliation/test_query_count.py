@@ -54,3 +54,16 @@ def test_fast_writes_name_every_column():
     ):
         columns = {f.name for f in model._meta.concrete_fields if not f.primary_key}
         assert columns == set(fields), model
+
+
+@pytest.mark.django_db
+def test_any_of_matches_in_for_ids_and_matches_nothing_when_empty():
+    from audits.models import Asset
+
+    ids = [Asset.objects.create(code=f"A{n}x", name="x", isin=isin).pk
+           for n, isin in enumerate(["US0378331005", "US5949181045", "US67066G1040"])]  # fmt: skip
+    assert set(Asset.objects.filter(pk__any_of=ids[:2]).values_list("pk", flat=True)) == set(
+        ids[:2]
+    )
+    assert not Asset.objects.filter(pk__any_of=[]).exists()
+    assert Asset.objects.filter(deployments__isnull=True, pk__any_of=ids).count() == 3
