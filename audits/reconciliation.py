@@ -41,7 +41,7 @@ from audits.models import (
 )
 from audits.models.bulk import insert_objects, insert_values, update_rows
 from audits.statements import counting_statements
-from audits.supply import deployment_supplies, freshness
+from audits.supply import freshness, judge_deployments
 from audits.triggers import ensure_eligibility_rows
 
 logger = logging.getLogger(__name__)
@@ -206,21 +206,22 @@ def _holdings(
 
 
 def _supplies(assets: Sequence[Asset], now: datetime) -> dict[int, list[core.SupplyEvidence]]:
-    # One query for every asset's deployments (a prefetch builds a queryset per asset).
-    deployments = list(
+    # Plain values for every asset's active deployments in one query: thousands of model
+    # instances (deployment and chain each) would cost more than the comparison itself.
+    deployments = sorted(
         TokenDeployment.objects.filter(
             asset_id__any_of=[a.pk for a in assets], active=True, chain__active=True
-        ).select_related("chain")
+        ).values_list("asset_id", "chain__chain_id", "pk", "chain__name")
     )
-    judged = deployment_supplies(deployments, now, only=("circulating",))
+    judged = judge_deployments([d[2] for d in deployments], now, only=("circulating",))
     out: dict[int, list[core.SupplyEvidence]] = defaultdict(list)
-    for d in sorted(deployments, key=lambda d: (d.asset_id, d.chain.chain_id)):
-        j = judged[d.pk]
+    for asset_id, _chain_id, pk, chain_name in deployments:
+        j = judged[pk]
         reading = j.reading if j.counted else None
-        out[d.asset_id].append(
+        out[asset_id].append(
             core.SupplyEvidence(
-                deployment_id=d.pk,
-                chain=d.chain.name,
+                deployment_id=pk,
+                chain=chain_name,
                 reading_id=reading.pk if reading else None,
                 circulating=reading.circulating if reading else None,
                 confirmed_at=freshness(reading) if reading else None,

@@ -452,9 +452,35 @@ JUDGED_FIELDS = ("source", "status", "as_of", "attempted_at", "last_confirmed_at
                  "block_number", "error", "deployment_id")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """Where one deployment's supply stands (see :class:`DeploymentSupply`)."""
+
+    state: str
+    reading: SupplyReading | None
+    latest_error: SupplyReading | None
+    note: str = ""
+
+    @property
+    def counted(self) -> bool:
+        return self.state == "ok"
+
+
 def deployment_supplies(
     deployments: Iterable[TokenDeployment], now: datetime, *, only: Sequence[str] = ()
 ) -> dict[int, DeploymentSupply]:
+    """Per deployment id: the reading that counts now, or why none does (see
+    :func:`judge_deployments`)."""
+    by_id = {d.pk: d for d in deployments}
+    return {
+        pk: DeploymentSupply(by_id[pk], j.state, j.reading, j.latest_error, j.note)
+        for pk, j in judge_deployments(by_id, now, only=only).items()
+    }
+
+
+def judge_deployments(
+    deployment_ids: Iterable[int], now: datetime, *, only: Sequence[str] = ()
+) -> dict[int, Judgement]:
     """Per deployment id: the reading that counts now, or why none does. Two queries in all,
     however many deployments (reconciling every asset each minute must not grow with them).
 
@@ -465,9 +491,8 @@ def deployment_supplies(
     blank a total read minutes ago; a permanent one (revert, no contract, wrong decimals or
     chain id, refused key) discards the chain figure at once, since waiting will not fix it.
     """
-    by_id = {d.pk: d for d in deployments}
     rows = list(
-        TokenDeployment.objects.filter(pk__any_of=list(by_id))
+        TokenDeployment.objects.filter(pk__any_of=list(deployment_ids))
         .annotate(
             chain_ok_id=_newest(
                 (F("last_confirmed_at").desc(nulls_last=True), "-block_number", "-id"),
@@ -491,11 +516,10 @@ def deployment_supplies(
     def get(i: int | None) -> SupplyReading | None:
         return readings[i] if i is not None else None
 
-    return {pk: _judge(by_id[pk], *(get(i) for i in ids), now=now) for pk, *ids in rows}
+    return {pk: _judge(*(get(i) for i in ids), now=now) for pk, *ids in rows}
 
 
 def _judge(
-    deployment: TokenDeployment,
     chain_ok: SupplyReading | None,
     manual: SupplyReading | None,
     failure: SupplyReading | None,
@@ -503,7 +527,7 @@ def _judge(
     orphan: SupplyReading | None,
     *,
     now: datetime,
-) -> DeploymentSupply:
+) -> Judgement:
     since = freshness(chain_ok) if chain_ok is not None else None
     # Only a permanent failure after the chain reading was last confirmed discards it; the
     # newest permanent failure is after that instant if any is.
@@ -520,20 +544,18 @@ def _judge(
     if failure is not None and shown is not None and failure.attempted_at <= freshness(shown):
         failure = None
     if best is not None:
-        return DeploymentSupply(deployment, "ok", best, failure)
+        return Judgement("ok", best, failure)
     if permanent is not None:
-        return DeploymentSupply(deployment, "failed", newest_ok, permanent, permanent.error)
+        return Judgement("failed", newest_ok, permanent, permanent.error)
     if failure is not None:
-        return DeploymentSupply(deployment, "failed", newest_ok, failure, failure.error)
+        return Judgement("failed", newest_ok, failure, failure.error)
     if newest_ok is not None:
         age = now - freshness(newest_ok)
-        return DeploymentSupply(
-            deployment, "stale", newest_ok, None, f"last confirmed {_ago(age)} ago"
-        )
+        return Judgement("stale", newest_ok, None, f"last confirmed {_ago(age)} ago")
     if orphan is not None:
         note = f"block {orphan.block_number} was reorganised away; no reading since"
-        return DeploymentSupply(deployment, "missing", None, None, note)
-    return DeploymentSupply(deployment, "missing", None, None, "no reading yet")
+        return Judgement("missing", None, None, note)
+    return Judgement("missing", None, None, "no reading yet")
 
 
 def _ago(delta: timedelta) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Context, Decimal, localcontext
+from functools import lru_cache
 
 HEALTHY, WARNING, BREACH, STALE, UNKNOWN = "healthy", "warning", "breach", "stale", "unknown"
 STATUSES = (HEALTHY, WARNING, BREACH, STALE, UNKNOWN)
@@ -39,11 +40,17 @@ class Policy:
     warning_haircut_step_bps: int = 0
 
     def as_json(self) -> dict:
-        return asdict(self)
+        return dict(_policy_items(self))
 
     @classmethod
     def from_json(cls, data: dict) -> Policy:
         return cls(**data)
+
+
+@lru_cache(maxsize=1024)
+def _policy_items(policy: Policy) -> tuple[tuple[str, object], ...]:
+    # Most assets share a policy: turn each distinct one into JSON-ready items once.
+    return tuple(asdict(policy).items())
 
 
 @dataclass(frozen=True)
