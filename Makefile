@@ -49,6 +49,9 @@ bench: install
 	$(VENV)/bin/pip install --quiet --no-deps merkletools==1.0.3
 	$(PY) bench/merkle_bench.py
 	$(PY) bench/statements_bench.py
+	$(PY) bench/market_hours_bench.py
+	$(PY) bench/reconciliation_bench.py
+	$(PY) bench/webhook_latency_bench.py
 
 # The Merkle C accelerator built with AddressSanitizer + UBSan in var/asan, tests/merkle and a
 # bounded fuzz run against it (MERKLE_FUZZ_EXAMPLES, default 1500: about a minute).

@@ -130,6 +130,7 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     cmd = [
         sys.executable, "-m", "celery", "-A", "porapp", "worker", "--pool", "solo",
         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-Q", f"{env.get('CELERY_QUEUE', 'porapp')},{env.get('CELERY_QUEUE', 'porapp')}-webhooks",
         "-n", f"bench-{os.getpid()}@%h",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)

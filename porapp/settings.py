@@ -190,6 +190,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "porapp")
+# Webhook deliveries wait on other people's servers (up to WEBHOOK_TIMEOUT each), so they have
+# a queue of their own with its own worker: a slow receiver never holds up a reconciliation.
+CELERY_WEBHOOK_QUEUE = env_str("CELERY_WEBHOOK_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks")
+CELERY_TASK_ROUTES = {"audits.tasks.deliver_webhook": {"queue": CELERY_WEBHOOK_QUEUE}}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

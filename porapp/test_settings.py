@@ -18,6 +18,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # each other's tasks, since each has its own test database. Celery workers started by the
 # tests are told the queue of the process that started them.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("PORAPP_TEST_QUEUE") or f"porapp-test-{os.getpid()}"
+CELERY_WEBHOOK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
+CELERY_TASK_ROUTES = {"audits.tasks.deliver_webhook": {"queue": CELERY_WEBHOOK_QUEUE}}
 
 # The tests' webhook receivers listen on 127.0.0.1; the refusal tests turn this off.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True

@@ -46,6 +46,8 @@ class WorkerProcess:
             [
                 sys.executable, "-m", "celery", "-A", "porapp", "worker",
                 "--pool", "solo", "--loglevel", "INFO",
+                # One test worker takes both queues (production runs one worker for each).
+                "-Q", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_WEBHOOK_QUEUE}",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
                 "-n", f"test-worker-{os.getpid()}@%h",
             ],

@@ -39,9 +39,17 @@ class Command(BaseCommand):
         py = sys.executable
         commands = {
             "web": [py, "manage.py", "runserver", addr, "--noreload"],
-            "worker": [py, "-m", "celery", "-A", "porapp", "worker", "-l", "INFO", "-c", "2"],
+            "worker": [
+                py, "-m", "celery", "-A", "porapp", "worker", "-l", "INFO", "-c", "2",
+                "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", "main@%h",
+            ],
+            # Webhook deliveries on a worker of their own: a slow receiver delays no run.
+            "webhooks": [
+                py, "-m", "celery", "-A", "porapp", "worker", "-l", "INFO", "-c", "2",
+                "-Q", settings.CELERY_WEBHOOK_QUEUE, "-n", "webhooks@%h",
+            ],
             "beat": [py, "-m", "celery", "-A", "porapp", "beat", "-l", "INFO"],
-        }
+        }  # fmt: skip
         env = dict(os.environ)
         # Demo webhook receivers run on this machine (docs/webhooks.md).
         env.setdefault("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "1")
