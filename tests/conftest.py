@@ -68,7 +68,9 @@ def admin_api(admin_user) -> APIClient:
     return client
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: a worker left running would take the tasks other modules'
+# tests send to the same queue (a webhook they deliver by hand, a run they mean to kill).
+@pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real `celery worker` process on the configured broker and the test database."""
     from tests.celery_worker import WorkerProcess

@@ -161,7 +161,9 @@ def test_worker_killed_mid_run_leaves_nothing_and_the_next_run_completes(
     assert ReconciledStatement.objects.count() == 2 and ReconciledReading.objects.count() == 2
     row = Eligibility.objects.get(asset=asset)
     assert (row.state, row.latest_id) == ("eligible", healthy.pk)
-    assert EligibilityEvent.objects.count() == events
+    assert EligibilityEvent.objects.count() == events, list(
+        EligibilityEvent.objects.values_list("seq", "asset_id", "event_type", "reason")
+    )
 
     # Nothing is left locked: a new run on a new worker completes.
     with django_db_blocker.unblock():
