@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -83,16 +83,6 @@ class Collateral:
         return None if self.ratio is None else plain(self.ratio * 100)
 
     @property
-    def shortfall_exact_bps(self) -> Decimal | None:
-        """The shortfall in basis points to one decimal, rounded up (never understated)."""
-        reserves, supply = self.reserves, self.supply
-        if reserves is None or not supply or reserves >= supply:
-            return None
-        return ((supply - reserves) * 10_000 / supply).quantize(
-            Decimal("0.1"), rounding=ROUND_CEILING
-        )
-
-    @property
     def backing_tone(self) -> str:
         """ok, bad or warn: the colour the home page gives `backing`."""
         backing = self.backing
@@ -120,10 +110,12 @@ class Collateral:
             ReconciliationStatus.BREACH,
         ):
             return "Unknown"
-        short = self.shortfall_exact_bps
-        if short is None:
+        # The stored figure, rounded up like the reason and the feed say it: one number for
+        # one shortfall everywhere.
+        short = self.shortfall_bps
+        if not short:
             return "Fully backed"
-        return f"NOT fully backed: short by {plain(short)} bps"
+        return f"NOT fully backed: short by {short} bps"
 
 
 def plain(value: Decimal | None) -> Decimal | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import logging.config
 import secrets
 import sys
 from bisect import bisect_right
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -489,3 +492,10 @@ def register_demo_webhook(url: str, admin) -> str | None:
 def tokens_text(amount: Decimal) -> str:
     """An amount of tokens as a person writes it: 100, 0.5 (no exponent, no trailing zeros)."""
     return format(amount.normalize(), "f")
+
+
+def plain_console_logging() -> None:
+    """Readable log lines on this process's console (the demo's; production stays JSON)."""
+    config: dict = copy.deepcopy(settings.LOGGING)
+    config["handlers"]["console"]["formatter"] = "plain"
+    logging.config.dictConfig(config)

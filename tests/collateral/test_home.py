@@ -50,7 +50,7 @@ def test_plain_language_per_asset(page):
     assert "XNYS:" in apple and ("open" in apple or "closed" in apple)
 
     microsoft = card(page, "MSFTx")
-    assert "NOT fully backed: short by 12.5 bps" in microsoft
+    assert "NOT fully backed: short by 13 bps" in microsoft
     assert "99.875 %" in microsoft
     assert "998.75 MSFTx" in microsoft and "1000 MSFTx" in microsoft
     assert "Breach" in microsoft

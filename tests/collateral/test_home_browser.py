@@ -30,7 +30,7 @@ def test_home_shows_frozen_asset_at_desktop_and_phone_width(live_server, book):
         text = " ".join(page["text"].split())
         assert "Frozen since" in text, width
         assert f"Frozen by an admin: {reason}" in text, width
-        assert "NOT fully backed: short by 12.5 bps" in text, width
+        assert "NOT fully backed: short by 13 bps" in text, width
         # No horizontal scrolling: the page lays out within the viewport (a phone browser
         # would also zoom out to fit wider content, which widens innerWidth).
         assert page["scrollWidth"] <= width, (width, page["scrollWidth"])

@@ -30,6 +30,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, asset: str, amount: Decimal, **options) -> None:
+        demo.plain_console_logging()
         try:
             total = demo.mint_unbacked(asset, settings.VAR_DIR, amount)
         except Exception as exc:  # the chain down, an unknown code: say it plainly

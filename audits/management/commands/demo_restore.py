@@ -16,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("asset", help="demo asset code, e.g. AAPLx")
 
     def handle(self, *args, asset: str, **options) -> None:
+        demo.plain_console_logging()
         try:
             burned = demo.burn_unbacked(asset, settings.VAR_DIR)
         except Exception as exc:  # the chain down, an unknown code: say it plainly

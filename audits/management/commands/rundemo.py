@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import logging.config
 import os
 import signal
 import subprocess
@@ -33,7 +31,7 @@ class Command(BaseCommand):
         os.environ["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"] = "1"
         settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
         if os.environ["LOG_FORMAT"] == "plain":
-            _plain_logging()
+            demo.plain_console_logging()
         call_command("migrate", verbosity=0)
         call_command("load_demo")
         py = sys.executable
@@ -152,10 +150,3 @@ class Command(BaseCommand):
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
-
-
-def _plain_logging() -> None:
-    """This process's console in plain lines too (settings were read before we set the env)."""
-    config: dict = copy.deepcopy(settings.LOGGING)
-    config["handlers"]["console"]["formatter"] = "plain"
-    logging.config.dictConfig(config)
