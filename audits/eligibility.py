@@ -44,6 +44,7 @@ def policy_for(asset: Asset) -> Policy:
         breach_bps=row.breach_bps,
         max_statement_age_sessions=row.max_statement_age_sessions,
         max_supply_age_seconds=int(row.max_supply_age.total_seconds()),
+        max_manual_supply_age_seconds=int(row.max_manual_supply_age.total_seconds()),
         deduct_pending_deliveries=row.deduct_pending_deliveries,
         healthy_runs_to_unfreeze=row.healthy_runs_to_unfreeze,
         base_haircut_bps=row.base_haircut_bps,

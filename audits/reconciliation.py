@@ -24,6 +24,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from audits import eligibility
+from audits.choices import SupplySource
 from audits.core import market_hours
 from audits.core import reconciliation as core
 from audits.core.statement_formats import PENDING_DELIVERY, SETTLED
@@ -226,6 +227,7 @@ def _supplies(assets: Sequence[Asset], now: datetime) -> dict[int, list[core.Sup
                 circulating=reading.circulating if reading else None,
                 confirmed_at=freshness(reading) if reading else None,
                 problem="" if reading else f"{j.state}" + (f" ({j.note})" if j.note else ""),
+                manual=reading is not None and reading.source == SupplySource.MANUAL,
             )
         )
     return out
@@ -407,6 +409,7 @@ def recompute(reconciliation_id: int) -> Recomputation:
             circulating=link.reading.circulating if link.reading else None,
             confirmed_at=link.confirmed_at,
             problem=link.problem,
+            manual=link.reading is not None and link.reading.source == SupplySource.MANUAL,
         )
         for link in rec.reading_links.select_related("reading", "deployment__chain").order_by(
             "deployment__chain__chain_id", "pk"

@@ -34,6 +34,8 @@ class Policy:
     breach_bps: int = 10
     max_statement_age_sessions: int = 1
     max_supply_age_seconds: int = 600
+    #: issuer-reported figures (chains read by hand) come daily at best, not every block
+    max_manual_supply_age_seconds: int = 7 * 86_400
     deduct_pending_deliveries: bool = True
     healthy_runs_to_unfreeze: int = 3
     base_haircut_bps: int = 0
@@ -79,6 +81,8 @@ class SupplyEvidence:
     #: when the reading was last confirmed as canonical
     confirmed_at: datetime | None = None
     problem: str = ""
+    #: an issuer-reported (manual) figure, judged by the manual age limit
+    manual: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,15 +224,23 @@ def _staleness(
                 f"{s.custodian}'s statement as of {_when(s.as_of)} is {s.sessions_old} "
                 f"sessions old (limit {policy.max_statement_age_sessions})"
             )
-    limit = timedelta(seconds=policy.max_supply_age_seconds)
     for r in supplies:
-        if r.confirmed_at is None or now - r.confirmed_at > limit:
+        seconds = (
+            policy.max_manual_supply_age_seconds if r.manual else policy.max_supply_age_seconds
+        )
+        if r.confirmed_at is None or now - r.confirmed_at > timedelta(seconds=seconds):
             seen = _when(r.confirmed_at) if r.confirmed_at else "never"
-            problems.append(
-                f"{r.chain} supply last confirmed {seen} "
-                f"(limit {policy.max_supply_age_seconds // 60} min)"
-            )
+            what = "issuer-reported supply" if r.manual else "supply"
+            problems.append(f"{r.chain} {what} last confirmed {seen} (limit {_span(seconds)})")
     return problems
+
+
+def _span(seconds: int) -> str:
+    if seconds % 86_400 == 0:
+        return f"{seconds // 86_400} d"
+    if seconds % 3_600 == 0:
+        return f"{seconds // 3_600} h"
+    return f"{seconds // 60} min"
 
 
 def _sum(values: Iterable[Decimal]) -> Decimal:

@@ -52,6 +52,12 @@ class AssetPolicy(models.Model):
         help_text="A chain's supply reading is stale once it was last confirmed longer ago "
         "than this (chains run around the clock).",
     )
+    max_manual_supply_age = models.DurationField(
+        "maximum issuer-reported supply age",
+        default=timedelta(days=7),
+        help_text="An issuer-reported (manual) supply figure, for a chain read without RPC "
+        "access, is stale once its as-of is older than this.",
+    )
     deduct_pending_deliveries = models.BooleanField(
         default=True,
         help_text="Count settled holdings minus shares already sold but not yet delivered "

@@ -173,3 +173,15 @@ def test_tokens_round_down_by_less_than_one_unit(shares, spt):
     with core.exact_context():
         assert tokens * spt <= shares
         assert shares < (tokens + D("1e-36")) * spt
+
+
+def test_issuer_reported_supply_has_its_own_age_limit():
+    manual = SupplyEvidence(1, "Private chain", 10, D("1000"), NOW - timedelta(days=2), "", True)
+    assert run([stmt()], [manual]).status == core.HEALTHY
+    old = SupplyEvidence(1, "Private chain", 10, D("1000"), NOW - timedelta(days=8), "", True)
+    out = run([stmt()], [old])
+    assert out.status == core.STALE
+    assert "Private chain issuer-reported supply last confirmed" in out.reason
+    assert "(limit 7 d)" in out.reason
+    strict = Policy(max_manual_supply_age_seconds=3_600)
+    assert run([stmt()], [manual], strict).status == core.STALE
