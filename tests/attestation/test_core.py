@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import itertools
 import json
 from datetime import UTC, datetime
 
@@ -224,14 +225,14 @@ def test_a_chain_verifies_link_by_link():
     envelopes = chain(KEY, 3)
     assert payload_of(envelopes[0])["predicate"]["previous"] is None
     assert verify(envelopes[0], JWKS).statement["predicate"]["sequence"] == 1
-    for prev, this in zip(envelopes, envelopes[1:], strict=False):
+    for prev, this in itertools.pairwise(envelopes):
         result = verify(this, JWKS, previous=prev)
         assert result.statement["predicate"]["previous"] == payload_digest(prev)
         assert sslib_verifies(this)
 
 
 def test_a_wrong_previous_digest_is_rejected():
-    first, second, third = chain(KEY, 3)
+    first, _second, third = chain(KEY, 3)
     assert reason_of(third, previous=first) == (
         "previous digest does not match the previous attestation"
     )
@@ -351,6 +352,14 @@ def test_a_kid_listed_twice_or_a_jwks_without_keys_is_rejected():
 # --- malformed envelopes and payloads -------------------------------------------------------
 
 GOOD = sign(statement(), KEY, KID)
+SIG = GOOD["signatures"][0]["sig"]
+ONE_SIGNATURE = "envelope must carry exactly one signature"
+NO_VERIFY = "signature does not verify with the published key"
+NOT_STATEMENT = f"payload is not an in-toto Statement ({STATEMENT_TYPE})"
+BAD_SUBJECT = "a subject lacks a name or a sha256 digest"
+BAD_SEQUENCE = "predicate sequence is not a positive integer"
+OFFSET_TIME = "2026-11-29T17:00:00+00:00"  # the same instant, but not our one spelling
+BAD_TIME = "predicate issued_at is not an RFC 3339 UTC time (...Z)"
 
 
 def without(field: str) -> dict:
@@ -368,14 +377,14 @@ def without(field: str) -> dict:
         ({**GOOD, "payload": "not base64!"}, "payload is not base64"),
         ({**GOOD, "payload": "abcde"}, "payload is not base64"),
         ({**GOOD, "payload": 12}, "payload is not base64"),
-        ({**GOOD, "signatures": []}, "envelope must carry exactly one signature"),
-        ({**GOOD, "signatures": GOOD["signatures"] * 2}, "envelope must carry exactly one signature"),
-        ({**GOOD, "signatures": {}}, "envelope must carry exactly one signature"),
+        ({**GOOD, "signatures": []}, ONE_SIGNATURE),
+        ({**GOOD, "signatures": GOOD["signatures"] * 2}, ONE_SIGNATURE),
+        ({**GOOD, "signatures": {}}, ONE_SIGNATURE),
         ({**GOOD, "signatures": ["sig"]}, "signature needs keyid and sig"),
-        ({**GOOD, "signatures": [{"sig": GOOD["signatures"][0]["sig"]}]}, "signature needs keyid and sig"),
+        ({**GOOD, "signatures": [{"sig": SIG}]}, "signature needs keyid and sig"),
         ({**GOOD, "signatures": [{"keyid": 1, "sig": "AA=="}]}, "signature keyid is not text"),
         ({**GOOD, "signatures": [{"keyid": KID, "sig": "%%"}]}, "signature is not base64"),
-        ({**GOOD, "signatures": [{"keyid": KID, "sig": "AAAA"}]}, "signature does not verify with the published key"),
+        ({**GOOD, "signatures": [{"keyid": KID, "sig": "AAAA"}]}, NO_VERIFY),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )  # fmt: skip
@@ -411,19 +420,25 @@ def canonical_statement_with(**changes) -> bytes:
         (b"[" * 100000 + b"]" * 100000, "payload JSON nested too deeply"),
         (json.dumps(statement()).encode(), "payload is not canonical JSON (RFC 8785)"),
         (rfc8785.dumps(statement()) + b"\n", "payload is not canonical JSON (RFC 8785)"),
-        (b"[]", f"payload is not an in-toto Statement ({STATEMENT_TYPE})"),
-        (canonical_statement_with(_type="x"), f"payload is not an in-toto Statement ({STATEMENT_TYPE})"),
+        (b"[]", NOT_STATEMENT),
+        (canonical_statement_with(_type="x"), NOT_STATEMENT),
         (canonical_statement_with(predicateType="x"), f"predicateType is not {PREDICATE_TYPE}"),
         (canonical_statement_with(subject={}), "statement subject is not a list"),
-        (canonical_statement_with(subject=[{"name": "a", "digest": {"sha1": "00"}}]), "a subject lacks a name or a sha256 digest"),
-        (canonical_statement_with(subject=["a"]), "a subject lacks a name or a sha256 digest"),
+        (canonical_statement_with(subject=[{"name": "a", "digest": {"sha1": "00"}}]), BAD_SUBJECT),
+        (canonical_statement_with(subject=["a"]), BAD_SUBJECT),
         (canonical_statement_with(predicate=[]), "statement predicate is not an object"),
-        (canonical_statement_with(predicate=predicate(sequence=0)), "predicate sequence is not a positive integer"),
-        (canonical_statement_with(predicate=predicate(sequence=True)), "predicate sequence is not a positive integer"),
-        (canonical_statement_with(predicate={"sequence": 1, "previous": None}), "predicate has no issued_at"),
-        (canonical_statement_with(predicate={"sequence": 1, "issued_at": "2026-11-29T17:00:00Z"}), "predicate has no previous (null on the first attestation)"),
-        (canonical_statement_with(predicate=predicate(issued_at="2026-11-29T17:00:00+00:00")), "predicate issued_at is not an RFC 3339 UTC time (...Z)"),
-        (canonical_statement_with(predicate=predicate(issued_at="2026-13-29T17:00:00Z")), "predicate issued_at is not an RFC 3339 UTC time (...Z)"),
+        (canonical_statement_with(predicate=predicate(sequence=0)), BAD_SEQUENCE),
+        (canonical_statement_with(predicate=predicate(sequence=True)), BAD_SEQUENCE),
+        (
+            canonical_statement_with(predicate={"sequence": 1, "previous": None}),
+            "predicate has no issued_at",
+        ),
+        (
+            canonical_statement_with(predicate={"sequence": 1, "issued_at": "2026-11-29T17:00Z"}),
+            "predicate has no previous (null on the first attestation)",
+        ),
+        (canonical_statement_with(predicate=predicate(issued_at=OFFSET_TIME)), BAD_TIME),
+        (canonical_statement_with(predicate=predicate(issued_at="2026-13-29T17:00:00Z")), BAD_TIME),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )  # fmt: skip
