@@ -26,9 +26,9 @@ from typing import Any
 from audits.core.attestation import AttestationInvalid, subject_names_for, verify
 from audits.core.merkle.proof import VerifyResult, format_amount, verify_proof
 
-USAGE = (
-    "usage: python -m audits.verify PROOF.json\n"
-    "       python -m audits.verify --attestation ENVELOPE.json --keys JWKS.json"
+PROOF_USAGE = "usage: python -m audits.verify PROOF.json"
+ATTESTATION_USAGE = (
+    "usage: python -m audits.verify --attestation ENVELOPE.json --keys JWKS.json"
     " [--previous PREV.json] [--evidence FILE ...]"
 )
 
@@ -82,7 +82,7 @@ def _verify_file(name: str) -> tuple[bool, list[str]]:
 
 
 class UsageError(Exception):
-    pass
+    """Bad arguments; the message is the usage line of the mode the user was reaching for."""
 
 
 def parse_attestation_args(args: list[str]) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def parse_attestation_args(args: list[str]) -> dict[str, Any]:
     while i < len(args):
         name, value = args[i], args[i + 1] if i + 1 < len(args) else None
         if name not in ("--attestation", "--keys", "--previous", "--evidence") or value is None:
-            raise UsageError
+            raise UsageError(ATTESTATION_USAGE)
         key = name[2:]
         if key == "evidence":
             opts["evidence"].append(value)
@@ -103,11 +103,11 @@ def parse_attestation_args(args: list[str]) -> dict[str, Any]:
                 i += 1
             continue
         if opts[key] is not None:
-            raise UsageError
+            raise UsageError(ATTESTATION_USAGE)
         opts[key] = value
         i += 2
     if opts["attestation"] is None or opts["keys"] is None:
-        raise UsageError
+        raise UsageError(ATTESTATION_USAGE)
     return opts
 
 
@@ -192,7 +192,7 @@ def _run(args: list[str]) -> tuple[bool, list[str]]:
     if args and isinstance(args[0], str) and args[0].startswith("--"):
         return attestation_report(parse_attestation_args(args))
     if len(args) != 1:
-        raise UsageError
+        raise UsageError(PROOF_USAGE)
     return _verify_file(args[0])
 
 
@@ -201,8 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         valid, lines = _run(args)
-    except UsageError:
-        print(USAGE, file=sys.stderr)
+    except UsageError as usage:
+        print(usage, file=sys.stderr)
         return 1
     except Exception as exc:  # a bug of ours must still end in a verdict, not a traceback
         valid = False

@@ -175,14 +175,15 @@ def test_missing_files_are_invalid(files, tmp_path):
         ("--attestation", "a.json", "--keys", "k.json", "--attestation", "b.json"),
         ("--attest", "a.json", "--keys", "k.json"),
         ("--attestation", "a.json", "--keys", "k.json", "--verbose", "x"),
-        (),
-        ("a.json", "b.json"),
     ],
 )
 def test_bad_usage_prints_usage_and_exits_1(args):
     out = run(*args)
     assert (out.returncode, out.stdout) == (1, "")
-    assert out.stderr.startswith("usage: python -m audits.verify PROOF.json\n")
+    assert out.stderr == (
+        "usage: python -m audits.verify --attestation ENVELOPE.json --keys JWKS.json"
+        " [--previous PREV.json] [--evidence FILE ...]\n"
+    )
 
 
 # --- hostile strings in a correctly signed attestation --------------------------------------
