@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import rfc8785
@@ -36,6 +37,7 @@ from audits.core.attestation import (
 
 from .helpers import (
     NBF,
+    RFC8037_D,
     RFC8037_KID,
     RFC8037_X,
     STATEMENT_BYTES,
@@ -459,3 +461,22 @@ def test_evidence_digest_is_a_subject():
     assert subject_names_for(result.statement, hashlib.sha256(STATEMENT_BYTES).hexdigest()) == [
         "statement-custodian-a.csv"
     ]
+
+
+# --- the published vector -------------------------------------------------------------------
+
+VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "attestation_rfc8037.json"
+
+
+def test_the_rfc8037_vector_is_reproduced_and_verified_independently():
+    vector = json.loads(VECTOR.read_text(encoding="utf-8"))
+    private_key = rfc8037_key()
+    assert vector["private_key_d"] == RFC8037_D
+    envelope = sign(vector["statement"], private_key, RFC8037_KID)
+    assert envelope == vector["envelope"]
+    result = verify(vector["envelope"], vector["jwks"])
+    assert (result.keyid, result.payload_digest) == (RFC8037_KID, vector["payload_digest"])
+    assert sslib_verifies(vector["envelope"], private_key)
+    docs = (VECTOR.parents[2] / "docs" / "attestation-format.md").read_text(encoding="utf-8")
+    assert vector["envelope"]["signatures"][0]["sig"] in docs
+    assert vector["payload_digest"] in docs
