@@ -7,6 +7,7 @@ import copy
 import hashlib
 import itertools
 import json
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from audits.core.attestation import (
     subject_names_for,
     verify,
 )
+from audits.core.verify import attestation_report
 
 from .helpers import (
     NBF,
@@ -480,3 +482,68 @@ def test_the_rfc8037_vector_is_reproduced_and_verified_independently():
     docs = (VECTOR.parents[2] / "docs" / "attestation-format.md").read_text(encoding="utf-8")
     assert vector["envelope"]["signatures"][0]["sig"] in docs
     assert vector["payload_digest"] in docs
+
+
+# --- nothing but AttestationInvalid escapes -------------------------------------------------
+
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def replace_at(value, path: list[int], new):
+    """``value`` with the node reached by ``path`` (indexes into dict items or lists) replaced."""
+    if not path or not isinstance(value, (dict, list)) or not value:
+        return new
+    index = path[0] % len(value)
+    if isinstance(value, dict):
+        key = list(value)[index]
+        return {**value, key: replace_at(value[key], path[1:], new)}
+    return [*value[:index], replace_at(value[index], path[1:], new), *value[index + 1 :]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    target=st.sampled_from(["envelope", "jwks", "previous"]),
+    path=st.lists(st.integers(min_value=0, max_value=10), max_size=4),
+    new=any_json,
+)
+def test_any_corruption_gives_a_reason_never_another_exception(target, path, new):
+    first, second = chain(KEY, 2)
+    parts = {"envelope": second, "jwks": JWKS, "previous": first}
+    parts[target] = replace_at(parts[target], path, new)
+    try:
+        verify(parts["envelope"], parts["jwks"], previous=parts["previous"])
+    except AttestationInvalid as exc:
+        assert exc.reason and exc.reason.isprintable()
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.lists(st.integers(min_value=0, max_value=10), max_size=6), new=any_json)
+def test_a_signed_but_odd_statement_gives_a_verdict_and_printable_lines(path, new):
+    # The signature is good, so every statement check and the report's display code run.
+    odd = replace_at(statement(), path, new)
+    try:
+        payload = canonical_json(odd)
+    except AttestationInvalid:
+        payload = json.dumps(odd).encode()
+    envelope = signed_bytes(payload)
+    with tempfile.TemporaryDirectory() as tmp:
+        env_path, keys_path = Path(tmp, "env.json"), Path(tmp, "keys.json")
+        env_path.write_text(json.dumps(envelope), encoding="utf-8")
+        keys_path.write_text(json.dumps(JWKS), encoding="utf-8")
+        valid, lines = attestation_report(
+            {"attestation": str(env_path), "keys": str(keys_path), "previous": None, "evidence": []}
+        )
+    assert lines[-1] == "VALID" if valid else lines[-1].startswith("INVALID: ")
+    assert all(line.isascii() and line.isprintable() for line in lines)
+    try:
+        verify(envelope, JWKS)
+    except AttestationInvalid:
+        assert not valid
+    else:
+        assert valid
