@@ -403,6 +403,20 @@ def _check_statement(statement: Any) -> dict:
     return predicate
 
 
+def rfc3339(when: datetime) -> str:
+    """``when`` as the predicate spells times: RFC 3339 in UTC with a ``Z``.
+
+    One spelling per instant (not ``+00:00``, which ``isoformat`` writes), because the verifier
+    accepts only this one. A naive ``when`` is taken as UTC.
+    """
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    text = when.replace(tzinfo=None).isoformat(
+        timespec="microseconds" if when.microsecond else "seconds"
+    )
+    return text + "Z"
+
+
 def _parse_time(value: Any, what: str) -> datetime:
     # RFC 3339 in UTC with a Z, as we write it: one spelling, so the string is the instant.
     if not isinstance(value, str) or not re.fullmatch(

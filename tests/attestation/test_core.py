@@ -547,3 +547,15 @@ def test_a_signed_but_odd_statement_gives_a_verdict_and_printable_lines(path, ne
         assert not valid
     else:
         assert valid
+
+
+def test_rfc3339_writes_the_one_spelling_the_verifier_reads():
+    from datetime import timedelta, timezone
+
+    from audits.core.attestation import rfc3339
+
+    paris = timezone(timedelta(hours=1))
+    assert rfc3339(datetime(2026, 11, 29, 18, 0, tzinfo=paris)) == "2026-11-29T17:00:00Z"
+    assert rfc3339(datetime(2026, 11, 29, 17, 0, 0, 1500)) == "2026-11-29T17:00:00.001500Z"
+    pred = predicate(1, issued_at=rfc3339(datetime(2026, 11, 29, 17, 0, 0, 1500, tzinfo=UTC)))
+    assert verify(sign(statement(pred), KEY, KID), JWKS).keyid == KID
