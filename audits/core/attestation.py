@@ -34,6 +34,8 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 # I-JSON (RFC 7493) / RFC 8785: integers beyond 2^53 - 1 do not survive a JavaScript reader,
 # so they are refused rather than silently rounded by someone else's verifier.
 MAX_SAFE_INTEGER = 2**53 - 1
+# Our statements nest about six levels; anything far deeper is an attack on the parser.
+MAX_DEPTH = 100
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 # DSSE lets signers use standard or URL-safe base64 and verifiers must accept either.
@@ -64,7 +66,7 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def _encode(obj: Any, out: list[str], depth: int) -> None:
-    if depth > 100:  # our payloads are a few levels deep; refuse before Python's own limit
+    if depth >= MAX_DEPTH:  # our payloads are a few levels deep; refuse before Python's limit
         raise AttestationInvalid("JSON nested too deeply")
     if obj is None:
         out.append("null")
@@ -326,6 +328,19 @@ def _check_key_window(jwk: dict, when: datetime) -> None:
         raise AttestationInvalid("signing key had expired or was revoked when issued")
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting outside strings (an upper bound if the JSON is broken)."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _parse_payload(payload: bytes) -> Any:
     def no_float(text: str) -> Any:
         raise AttestationInvalid("payload contains a float (amounts are decimal strings)")
@@ -341,6 +356,11 @@ def _parse_payload(payload: bytes) -> Any:
 
     try:
         text = payload.decode("utf-8")
+        # Measured before parsing: json's C parser recurses on the C stack, and in a process
+        # that has raised the recursion limit a hostile "[[[[..." crashes the interpreter
+        # instead of raising RecursionError.
+        if _nesting(text) > MAX_DEPTH:
+            raise AttestationInvalid("payload JSON nested too deeply")
         statement = json.loads(
             text,
             parse_float=no_float,

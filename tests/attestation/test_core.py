@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import itertools
 import json
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -420,8 +422,9 @@ def canonical_statement_with(**changes) -> bytes:
         (b'{"a":NaN}', "payload contains NaN"),
         (b'{"a":1,"a":1}', "payload has a duplicate object key"),
         (b'"\\ud800"', "payload is not canonical JSON: text contains a lone surrogate"),
-        (b"[" * 200 + b"]" * 200, "payload is not canonical JSON: JSON nested too deeply"),
+        (b"[" * 101 + b"]" * 101, "payload JSON nested too deeply"),
         (b"[" * 100000 + b"]" * 100000, "payload JSON nested too deeply"),
+        (b'["' + b"[" * 200 + b'"]', NOT_STATEMENT),  # brackets in a string do not count
         (json.dumps(statement()).encode(), "payload is not canonical JSON (RFC 8785)"),
         (rfc8785.dumps(statement()) + b"\n", "payload is not canonical JSON (RFC 8785)"),
         (b"[]", NOT_STATEMENT),
@@ -560,3 +563,23 @@ def test_rfc3339_writes_the_one_spelling_the_verifier_reads():
     assert rfc3339(datetime(2026, 11, 29, 17, 0, 0, 1500)) == "2026-11-29T17:00:00.001500Z"
     pred = predicate(1, issued_at=rfc3339(datetime(2026, 11, 29, 17, 0, 0, 1500, tzinfo=UTC)))
     assert verify(sign(statement(pred), KEY, KID), JWKS).keyid == KID
+
+
+def test_deep_nesting_is_refused_before_parsing_even_with_a_high_recursion_limit():
+    # json's C parser would overflow the C stack here and kill the process, not raise.
+    envelope = signed_bytes(b"[" * 2_000_000 + b"]" * 2_000_000)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000_000)
+    try:
+        assert reason_of(envelope) == "payload JSON nested too deeply"
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_canonical_json_refuses_deep_nesting():
+    with pytest.raises(AttestationInvalid, match="nested too deeply"):
+        canonical_json(functools.reduce(lambda inner, _: [inner], range(100), []))
+    # MAX_DEPTH levels are fine for both the encoder and the parser's pre-check.
+    deepest = canonical_json(functools.reduce(lambda inner, _: [inner], range(99), []))
+    assert deepest == b"[" * 100 + b"]" * 100
+    assert reason_of(signed_bytes(deepest)) == NOT_STATEMENT
