@@ -1,7 +1,11 @@
-"""Standalone proof verifier: ``python -m audits.verify PROOF.json``.
+"""Standalone offline verifier for proofs and signed attestations.
 
-Needs only the standard library (plus ``cryptography`` once attestations are checked); it
-imports no Django and touches no database. Exit status 0 means VALID, 1 means INVALID.
+``python -m audits.verify PROOF.json`` checks a liability proof;
+``python -m audits.verify --attestation ENVELOPE.json --keys JWKS.json [--previous PREV.json]
+[--evidence FILE ...]`` checks a signed attestation, its key, its chain link and evidence files.
+
+Needs only the standard library and ``cryptography``; it imports no Django and touches no
+database. Exit status 0 means VALID, 1 means INVALID.
 
 The proof is written by whoever wants it believed, so nothing read from it may shape the
 output: every line starts with a fixed label of ours, every string from the proof is printed
@@ -12,12 +16,21 @@ start a line (a fake ``VALID`` or ``root:``) nor move the terminal's cursor.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from audits.core.attestation import AttestationInvalid, subject_names_for, verify
 from audits.core.merkle.proof import VerifyResult, format_amount, verify_proof
+
+PROOF_USAGE = "usage: python -m audits.verify PROOF.json"
+ATTESTATION_USAGE = (
+    "usage: python -m audits.verify --attestation ENVELOPE.json --keys JWKS.json"
+    " [--previous PREV.json] [--evidence FILE ...]"
+)
 
 
 def quoted(text: str) -> str:
@@ -68,14 +81,129 @@ def _verify_file(name: str) -> tuple[bool, list[str]]:
     return result.valid, report(result)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Verify one proof file, print a summary and the verdict; return the exit status."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    if len(args) != 1:
-        print("usage: python -m audits.verify PROOF.json", file=sys.stderr)
-        return 1
+class UsageError(Exception):
+    """Bad arguments; the message is the usage line of the mode the user was reaching for."""
+
+
+def parse_attestation_args(args: list[str]) -> dict[str, Any]:
+    """The attestation options, by hand: argparse would exit 2 and accept abbreviations."""
+    opts: dict[str, Any] = {"attestation": None, "keys": None, "previous": None, "evidence": []}
+    i = 0
+    while i < len(args):
+        name, value = args[i], args[i + 1] if i + 1 < len(args) else None
+        if name not in ("--attestation", "--keys", "--previous", "--evidence") or value is None:
+            raise UsageError(ATTESTATION_USAGE)
+        key = name[2:]
+        if key == "evidence":
+            opts["evidence"].append(value)
+            # --evidence takes one or more files: every following non-option argument.
+            i += 2
+            while i < len(args) and not args[i].startswith("--"):
+                opts["evidence"].append(args[i])
+                i += 1
+            continue
+        if opts[key] is not None:
+            raise UsageError(ATTESTATION_USAGE)
+        opts[key] = value
+        i += 2
+    if opts["attestation"] is None or opts["keys"] is None:
+        raise UsageError(ATTESTATION_USAGE)
+    return opts
+
+
+def _read_json(name: str, what: str) -> Any:
     try:
-        valid, lines = _verify_file(args[0])
+        with open(name, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise AttestationInvalid(f"cannot read {what}: {exc}") from None
+
+
+def _file_digest(name: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 16), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise AttestationInvalid(f"cannot read evidence: {exc}") from None
+    return digest.hexdigest()
+
+
+def _text(value: Any) -> str:
+    """A predicate value for display: strings quoted, anything else as JSON, all escaped."""
+    if isinstance(value, str):
+        return quoted(value)
+    return escaped(json.dumps(value, ensure_ascii=True, sort_keys=True))
+
+
+def attestation_report(opts: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Verify an attestation; the lines describe only what verified, the verdict last.
+
+    Nothing from an envelope is shown unless its signature, key and chain checks all passed:
+    an unverified attestation's figures are not worth printing.
+    """
+    try:
+        envelope = _read_json(opts["attestation"], "attestation")
+        jwks = _read_json(opts["keys"], "keys")
+        previous = None
+        if opts["previous"] is not None:
+            previous = _read_json(opts["previous"], "previous attestation")
+        result = verify(envelope, jwks, previous=previous)
+        evidence = [(name, _file_digest(name)) for name in opts["evidence"]]
+    except AttestationInvalid as exc:
+        return False, [f"INVALID: {escaped(exc.reason)}"]
+    predicate = result.statement["predicate"]
+    lines = [
+        f"attestation: sequence {predicate['sequence']}, issued {escaped(predicate['issued_at'])}",
+        f"key: {quoted(result.keyid)}",
+    ]
+    assets = predicate.get("assets")
+    for asset in assets if isinstance(assets, list) else []:
+        if not isinstance(asset, dict):
+            continue
+        shown = [f"asset: {_text(asset.get('code'))}"]
+        for field in ("status", "eligible", "ratio", "reserves", "supply"):
+            if field in asset:
+                shown.append(f"{field} {_text(asset[field])}")
+        lines.append(" ".join(shown))
+    prev = predicate["previous"]
+    if prev is None:
+        lines.append("previous: none (first)")
+    elif previous is not None:
+        lines.append(f"previous: {prev} (checked)")  # sha256:<64 hex>, checked by verify
+    else:
+        lines.append(f"previous: {prev} (not checked: give --previous)")
+    for name, digest in evidence:
+        names = subject_names_for(result.statement, digest)
+        if not names:
+            lines.append(f"evidence: {quoted(name)} sha256:{digest} is no subject")
+            lines.append(f"INVALID: evidence {quoted(name)} is not a subject")
+            return False, lines
+        lines.extend(
+            f"evidence: {quoted(name)} sha256:{digest} is subject {quoted(subject)}"
+            for subject in names
+        )
+    lines.append("VALID")
+    return True, lines
+
+
+def _run(args: list[str]) -> tuple[bool, list[str]]:
+    if args and isinstance(args[0], str) and args[0].startswith("--"):
+        return attestation_report(parse_attestation_args(args))
+    if len(args) != 1:
+        raise UsageError(PROOF_USAGE)
+    return _verify_file(args[0])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Verify one proof or attestation, print a summary and the verdict; return the status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        valid, lines = _run(args)
+    except UsageError as usage:
+        print(usage, file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug of ours must still end in a verdict, not a traceback
         valid = False
         lines = [f"INVALID: verifier error: {escaped(f'{type(exc).__name__}: {exc}')}"]
