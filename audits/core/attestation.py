@@ -68,9 +68,7 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 def build_statement(subjects: list[tuple[str, str]], predicate: dict) -> dict:
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [
-            {"name": name, "digest": {"sha256": sha}} for name, sha in sorted(subjects)
-        ],
+        "subject": [{"name": name, "digest": {"sha256": sha}} for name, sha in sorted(subjects)],
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     }
