@@ -88,7 +88,8 @@ def build_predicate(now: datetime) -> tuple[dict, list[tuple[str, str]]]:
         .select_related("raw")
         .order_by("page_no", "id")
     ):
-        pages[page.part_of_id].append(page)
+        if page.part_of_id is not None:
+            pages[page.part_of_id].append(page)
     reading_links: dict[int, list[ReconciledReading]] = defaultdict(list)
     for r in (
         ReconciledReading.objects.filter(reconciliation_id__in=latest_ids)

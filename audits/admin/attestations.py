@@ -17,6 +17,10 @@ from django.utils.html import format_html, format_html_join
 from audits import attestation_keys
 from audits.models import Attestation, AttestationKey
 
+_ATTESTATION_FIELDS = ("sequence", "issued_at", "reason", "key", "previous", "payload_sha256",
+                       "downloads", "figures", "subject_list")  # fmt: skip
+_KEY_FIELDS = ("kid", "public_x", "not_before", "not_after", "revoked_at", "note", "created_at")
+
 
 class _ReadOnly(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
@@ -35,9 +39,8 @@ class AttestationAdmin(_ReadOnly):
     list_filter = ["reason"]
     list_select_related = ["key"]
     date_hierarchy = "issued_at"
-    fields = ["sequence", "issued_at", "reason", "key", "previous", "payload_sha256",
-              "downloads", "figures", "subject_list"]  # fmt: skip
-    readonly_fields = fields
+    fields = _ATTESTATION_FIELDS
+    readonly_fields = _ATTESTATION_FIELDS
 
     def get_urls(self):
         return [
@@ -98,8 +101,8 @@ class AttestationAdmin(_ReadOnly):
 @admin.register(AttestationKey)
 class AttestationKeyAdmin(_ReadOnly):
     list_display = ["kid", "public_x", "not_before", "not_after", "revoked_at", "note"]
-    fields = ["kid", "public_x", "not_before", "not_after", "revoked_at", "note", "created_at"]
-    readonly_fields = fields
+    fields = _KEY_FIELDS
+    readonly_fields = _KEY_FIELDS
 
     @admin.display(description="public key (x)")
     def public_x(self, obj: AttestationKey) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import threading
 from datetime import timedelta
@@ -140,9 +141,12 @@ def test_postgresql_refuses_updates_and_deletes(world, key_file):
         "UPDATE audits_attestation SET reason = 'periodic' WHERE id = %s",
         "DELETE FROM audits_attestation WHERE id = %s",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [attestation.pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [attestation.pk])
     with pytest.raises(DatabaseError), transaction.atomic():
         Attestation.objects.filter(pk=attestation.pk).update(reason="periodic")
     assert Attestation.objects.get().reason == "changed"
@@ -222,6 +226,6 @@ def test_threads_racing_give_a_gapless_chain(admin_user, key_file):
     chain = list(Attestation.objects.order_by("sequence"))
     assert [a.sequence for a in chain] == list(range(1, 9))
     jwks = attestation_keys.jwks()
-    for before, after in zip(chain, chain[1:], strict=False):
+    for before, after in itertools.pairwise(chain):
         assert after.previous_id == before.pk
         verify_both(after, jwks, key_file, previous=before)
