@@ -1,0 +1,54 @@
+"""End to end with a real Celery worker: a reconciliation that changed something queues the
+attestation task after commit, and the worker signs the next attestation."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from audits import attestation_keys
+from audits.models import Attestation, Reconciliation
+from tests.celery_worker import WorkerProcess, wait_for
+
+from .conftest import World, reconcile, verify_both
+
+
+@pytest.fixture(scope="module")
+def signing_key_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("keys") / "attestation.pem"
+    attestation_keys.write_key(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def attesting_worker(django_db_setup, django_db_blocker, tmp_path_factory, signing_key_path):
+    """A worker of its own, started with the key in its environment as an operator would."""
+    before = os.environ.get(attestation_keys.ENV_VAR)
+    os.environ[attestation_keys.ENV_VAR] = str(signing_key_path)
+    try:
+        with django_db_blocker.unblock():
+            worker = WorkerProcess(tmp_path_factory.mktemp("celery") / "worker.log")
+    finally:
+        if before is None:
+            del os.environ[attestation_keys.ENV_VAR]
+        else:
+            os.environ[attestation_keys.ENV_VAR] = before
+    yield worker
+    worker.stop()
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_changed_reconciliation_is_attested_by_the_worker(
+    attesting_worker, admin_user, signing_key_path, settings
+):
+    settings.ATTESTATION_KEYS = [str(signing_key_path)]
+    world = World(admin_user)
+    world.backed()
+    reconcile(world)
+    assert Reconciliation.objects.count() == 1
+    attestation = wait_for(lambda: Attestation.objects.first(), timeout=30)
+    assert attestation.sequence == 1 and attestation.reason == "changed"
+    verify_both(attestation, attestation_keys.jwks(), signing_key_path)
+    assert "audits.tasks.issue_attestation" in attesting_worker.log()
