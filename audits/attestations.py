@@ -248,12 +248,15 @@ def _issue(now: datetime | None, reason: str | None) -> Attestation | None:
     now = (now or timezone.now()).replace(microsecond=0)
     # The key first: a missing or unreadable key fails before anything is locked or written.
     key = attestation_keys.signing_key(now)
-    if key.record.revoked_at is not None or (
-        key.record.not_after is not None and key.record.not_after <= now
+    # Never sign what verifiers would refuse for the key's validity window.
+    if (
+        key.record.revoked_at is not None
+        or now < key.record.not_before
+        or (key.record.not_after is not None and key.record.not_after <= now)
     ):
         raise ImproperlyConfigured(
-            f"{attestation_keys.ENV_VAR}: the first key ({key.kid}) is revoked or past its "
-            "validity; put the new key first."
+            f"{attestation_keys.ENV_VAR}: the first key ({key.kid}) is revoked or not valid "
+            "at this time; put a valid key first."
         )
     with transaction.atomic():
         EventCounter.objects.get_or_create(name=COUNTER)
