@@ -3,7 +3,7 @@ attestation task after commit, and the worker signs the next attestation."""
 
 from __future__ import annotations
 
-import os
+import re
 
 import pytest
 
@@ -21,21 +21,22 @@ def signing_key_path(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def attesting_worker(django_db_setup, django_db_blocker, tmp_path_factory, signing_key_path):
-    """A worker of its own, started with the key in its environment as an operator would."""
-    before = os.environ.get(attestation_keys.ENV_VAR)
-    os.environ[attestation_keys.ENV_VAR] = str(signing_key_path)
-    try:
-        with django_db_blocker.unblock():
-            worker = WorkerProcess(tmp_path_factory.mktemp("celery") / "worker.log")
-    finally:
-        if before is None:
-            del os.environ[attestation_keys.ENV_VAR]
-        else:
-            os.environ[attestation_keys.ENV_VAR] = before
+@pytest.fixture
+def attesting_worker(transactional_db, tmp_path, signing_key_path, monkeypatch):
+    """A worker of its own, started with the key in its environment as an operator would.
+    Stopped before the test database is flushed: a worker still reconciling would hold locks
+    the flush needs."""
+    monkeypatch.setenv(attestation_keys.ENV_VAR, str(signing_key_path))
+    worker = WorkerProcess(tmp_path / "worker.log")
     yield worker
+    # Let it finish what the test queued (nothing is left for another module's worker).
+    wait_for(lambda: _idle(worker.log()), timeout=30)
     worker.stop()
+
+
+def _idle(log: str) -> bool:
+    done = len(re.findall(r"Task \S+ (?:succeeded|raised|failed)", log))
+    return len(re.findall(r"Task \S+ received", log)) == done
 
 
 @pytest.mark.celery_worker
