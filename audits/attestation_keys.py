@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from joserfc.jwk import OKPKey
 
 from audits.core import attestation as core
 from audits.models import AttestationKey
@@ -30,6 +31,15 @@ class SigningKey:
 
     def __repr__(self) -> str:  # never show the private key, even in a traceback's locals
         return f"SigningKey(kid={self.kid!r})"
+
+
+def key_id(public_key) -> str:
+    """The RFC 7638 thumbprint, by joserfc, held to the framework-free core's own (the one the
+    offline verifier uses): two implementations must agree before a key is used."""
+    kid = OKPKey.import_key(core.jwk_of(public_key)).thumbprint()
+    if kid != core.key_id(public_key):
+        raise ImproperlyConfigured("attestation key id: joserfc and audits.core disagree")
+    return kid
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
@@ -64,13 +74,13 @@ def signing_key(now: datetime | None = None) -> SigningKey:
         )
     private = load_private_key(files[0])
     public = private.public_key()
-    kid = core.key_id(public)
+    kid = key_id(public)
     return SigningKey(private, kid, register(public, now))
 
 
 def register(public_key, now: datetime | None = None, note: str = "") -> AttestationKey:
     """The AttestationKey row of ``public_key``, created (valid from ``now``) if new."""
-    kid = core.key_id(public_key)
+    kid = key_id(public_key)
     found = AttestationKey.objects.filter(kid=kid).first()
     if found is not None:
         return found
@@ -124,4 +134,4 @@ def write_key(path: Path) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
-    return core.key_id(key.public_key())
+    return key_id(key.public_key())
