@@ -18,6 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Sum
@@ -337,9 +338,13 @@ def _store(
         )
     events = {e.asset_id: e.seq for e in eligibility.record(pending, now)}
     created = {rec.asset_id for rec, _, _ in new}
+    if (new or events) and settings.ATTESTATION_KEYS:
+        # Something to attest: the task decides whether now or later (audits/attestations.py).
+        transaction.on_commit(_queue_attestation)
     return [Result(a, current[a].pk, a in created, current[a].status, events.get(a)) for a in rows]
 
 
+ATTESTATION_TASK = "audits.tasks.issue_attestation"
 _RECONCILIATION_FIELDS = ("asset", "computed_at", "checked_at", "checks", "status", "reason",
                           "reserves", "supply", "ratio", "shortfall_bps", "evidence_as_of",
                           "policy", "digest")  # fmt: skip
@@ -349,6 +354,10 @@ _READING_LINK_FIELDS = ("reconciliation", "deployment", "reading", "circulating"
                         "problem")  # fmt: skip
 _STATE_FIELDS = ("state", "haircut_bps", "healthy_streak", "frozen_manually", "frozen_by_id",
                  "latest_id", "since", "reason")  # fmt: skip
+
+
+def _queue_attestation() -> None:
+    current_app.send_task(ATTESTATION_TASK)
 
 
 def _state_fields(row: Eligibility) -> tuple:

@@ -11,6 +11,7 @@ DEFAULT_SCHEDULES: list[tuple[str, str, int]] = [
     ("resume stalled statements", "audits.tasks.resume_stalled_statements", 300),
     ("reconcile every asset", "audits.tasks.reconcile_all_assets", 60),
     ("deliver due webhooks", "audits.tasks.deliver_due_webhooks", 60),
+    ("issue attestation if due", "audits.tasks.issue_attestation", 60),
 ]
 
 

@@ -27,3 +27,13 @@ def home(request):
     from audits.collateral import eligibility_feed
 
     return render(request, "home.html", {"assets": eligibility_feed()})
+
+
+@require_GET
+def jwks(request):
+    """The public keys that sign attestations, with their validity windows (RFC 7517 JWKS)."""
+    from audits.attestation_keys import jwks as published
+
+    response = JsonResponse(published())
+    response["Cache-Control"] = "public, max-age=300"
+    return response

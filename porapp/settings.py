@@ -268,3 +268,11 @@ WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", Fa
 WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10)
 # An endpoint whose every attempt has failed for this long is disabled and admins are mailed.
 WEBHOOK_DISABLE_AFTER = env_duration("WEBHOOK_DISABLE_AFTER", timedelta(days=5))
+
+# --- Signed attestations (docs/attestation-format.md). PEM files of Ed25519 private keys,
+# comma-separated; the FIRST signs, the others are kept for rotation. Never in the database.
+ATTESTATION_KEYS = env_list("ATTESTATION_KEY_FILES", [])
+# A change of figures only (no status or eligibility change) is attested at most this often.
+ATTESTATION_MIN_INTERVAL = env_duration("ATTESTATION_MIN_INTERVAL", timedelta(minutes=5))
+# With nothing changed, one attestation at least this often.
+ATTESTATION_HEARTBEAT = env_duration("ATTESTATION_HEARTBEAT", timedelta(hours=24))

@@ -1,6 +1,7 @@
 """The Django admin, one module per concept; importing registers the ModelAdmins."""
 
 from audits.admin import (  # noqa: F401
+    attestations,
     market_calendars,
     reconciliation,
     reference,

@@ -1,6 +1,7 @@
 """What porapp stores, one module per concept. Behaviour lives in the service modules."""
 
 from audits.models import lookups  # noqa: F401  (registers field__any_of)
+from audits.models.attestations import Attestation, AttestationKey
 from audits.models.eligibility import Eligibility, EligibilityEvent, EventCounter
 from audits.models.market_calendars import MarketClosure
 from audits.models.operations import Heartbeat
@@ -27,6 +28,8 @@ __all__ = [
     "ApiToken",
     "Asset",
     "AssetPolicy",
+    "Attestation",
+    "AttestationKey",
     "Chain",
     "Custodian",
     "CustodianKey",

@@ -1,5 +1,6 @@
 """Celery tasks, one module per concept. Task names stay `audits.tasks.<name>`."""
 
+from audits.tasks.attestations import issue_attestation
 from audits.tasks.operations import worker_heartbeat
 from audits.tasks.reconciliation import reconcile_all_assets, reconcile_asset
 from audits.tasks.statements import resume_stalled_statements, resume_statement
@@ -9,6 +10,7 @@ from audits.tasks.webhooks import deliver_due_webhooks, deliver_webhook
 __all__ = [
     "deliver_due_webhooks",
     "deliver_webhook",
+    "issue_attestation",
     "read_all_supplies",
     "read_supply_for_deployment",
     "reconcile_all_assets",

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from audits import demo
+from audits import attestation_keys, demo
 from audits.core import demo_webhooks
 
 
@@ -30,6 +30,13 @@ class Command(BaseCommand):
         os.environ.setdefault("LOG_FORMAT", "plain")
         os.environ["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"] = "1"
         settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+        # A demo attestation key under var/ (made once), for this process and its children.
+        if not os.environ.get(attestation_keys.ENV_VAR):
+            demo_key = settings.VAR_DIR / "demo-attestation-key.pem"
+            if not demo_key.exists():
+                attestation_keys.write_key(demo_key)
+            os.environ[attestation_keys.ENV_VAR] = str(demo_key)
+            settings.ATTESTATION_KEYS = [str(demo_key)]
         if os.environ["LOG_FORMAT"] == "plain":
             demo.plain_console_logging()
         call_command("migrate", verbosity=0)
