@@ -153,21 +153,37 @@ def gather(assets: Sequence[Asset], now: datetime) -> dict[int, Evidence]:
         if statement is None or statement.as_of is None:
             continue  # an inactive custodian's statement does not count
         asset = by_id[asset_id]
-        settled, pending = holdings.get((sid, asset_id), (Decimal(0), Decimal(0)))
         evidence[asset_id].statements.append(
-            core.StatementEvidence(
-                statement_id=sid,
-                custodian=statement.custodian.name,
-                as_of=statement.as_of,
-                settled=settled,
-                pending_delivery=pending,
-                shares_per_token=core.multiplier_at(
-                    asset.shares_per_token, changes[asset_id], statement.as_of
-                ),
-                sessions_old=_sessions_old(clocks.get(asset.mic), statement.as_of, now),
+            _statement_evidence(
+                statement,
+                asset,
+                holdings,
+                changes[asset_id],
+                _sessions_old(clocks.get(asset.mic), statement.as_of, now),
             )
         )
     return evidence
+
+
+def _statement_evidence(
+    statement: CustodianStatement,
+    asset: Asset,
+    holdings: dict[tuple[int, int], tuple[Decimal, Decimal]],
+    changes: list[tuple[datetime, Decimal]],
+    sessions_old: int | None,
+) -> core.StatementEvidence:
+    """One counted statement as the core sees it (a run and a recomputation build it alike)."""
+    assert statement.as_of is not None  # only statements with an as-of are ever counted
+    settled, pending = holdings.get((statement.pk, asset.pk), (Decimal(0), Decimal(0)))
+    return core.StatementEvidence(
+        statement_id=statement.pk,
+        custodian=statement.custodian.name,
+        as_of=statement.as_of,
+        settled=settled,
+        pending_delivery=pending,
+        shares_per_token=core.multiplier_at(asset.shares_per_token, changes, statement.as_of),
+        sessions_old=sessions_old,
+    )
 
 
 def _sessions_old(
@@ -394,22 +410,10 @@ def recompute(reconciliation_id: int) -> Recomputation:
             "effective_at", "shares_per_token"
         )
     )
-    statements = []
-    for link in links:
-        as_of = link.statement.as_of
-        assert as_of is not None  # only statements with an as-of are ever counted
-        settled, pending = holdings.get((link.statement_id, rec.asset_id), (Decimal(0), Decimal(0)))
-        statements.append(
-            core.StatementEvidence(
-                statement_id=link.statement_id,
-                custodian=link.statement.custodian.name,
-                as_of=as_of,
-                settled=settled,
-                pending_delivery=pending,
-                shares_per_token=core.multiplier_at(rec.asset.shares_per_token, changes, as_of),
-                sessions_old=link.sessions_old,
-            )
-        )
+    statements = [
+        _statement_evidence(link.statement, rec.asset, holdings, changes, link.sessions_old)
+        for link in links
+    ]
     supplies = [
         core.SupplyEvidence(
             deployment_id=link.deployment_id,

@@ -17,7 +17,6 @@ import base64
 import email.utils
 import functools
 import http.client
-import io
 import ipaddress
 import json
 import logging
@@ -40,6 +39,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from audits.choices import DeliveryStatus, WebhookEventType
+from audits.core.deadline_http import deadline_response_class
 from audits.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -445,38 +445,6 @@ def _attempt(endpoint: WebhookEndpoint, delivery: WebhookDelivery, started: date
         return Answer(error=f"{exc.__class__.__name__}: {exc}"[:500])
 
 
-class _DeadlineReader(io.RawIOBase):
-    """A socket's bytes, each receive limited to the time left before `deadline`, so a
-    receiver trickling its answer cannot hold the worker past the attempt's timeout."""
-
-    def __init__(self, sock: socket.socket, deadline: float, holder: io.IOBase) -> None:
-        super().__init__()
-        self._sock = sock
-        self._deadline = deadline
-        self._holder = holder  # keeps the descriptor open after http.client lets go of it
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline passed")
-        self._sock.settimeout(remaining)
-        return self._sock.recv_into(buffer)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._holder.close()
-        super().close()
-
-
-class _DeadlineResponse(http.client.HTTPResponse):
-    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
-        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))
-
-
 class _PinnedHTTP(http.client.HTTPConnection):
     """Connects to the checked address; Host header from the URL's host."""
 
@@ -515,7 +483,7 @@ def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -
     deadline = time.monotonic() + timeout
     cls = _PinnedHTTPS if target.https else _PinnedHTTP
     conn = cls(target.host, target.port, address=target.address, timeout=timeout)
-    conn.response_class = functools.partial(_DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
+    conn.response_class = deadline_response_class(deadline)
     try:
         conn.request("POST", target.path, body=body, headers=headers)
         remaining = deadline - time.monotonic()

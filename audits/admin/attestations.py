@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from audits import attestation_keys
+from audits.admin.readonly import ReadOnlyAdmin
 from audits.models import Attestation, AttestationKey
 
 _ATTESTATION_FIELDS = ("sequence", "issued_at", "reason", "key", "previous", "payload_sha256",
@@ -22,19 +23,8 @@ _ATTESTATION_FIELDS = ("sequence", "issued_at", "reason", "key", "previous", "pa
 _KEY_FIELDS = ("kid", "public_x", "not_before", "not_after", "revoked_at", "note", "created_at")
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Attestation)
-class AttestationAdmin(_ReadOnly):
+class AttestationAdmin(ReadOnlyAdmin):
     list_display = ["sequence", "issued_at", "reason", "key", "payload_sha256", "downloads"]
     list_filter = ["reason"]
     list_select_related = ["key"]
@@ -99,7 +89,7 @@ class AttestationAdmin(_ReadOnly):
 
 
 @admin.register(AttestationKey)
-class AttestationKeyAdmin(_ReadOnly):
+class AttestationKeyAdmin(ReadOnlyAdmin):
     list_display = ["kid", "public_x", "not_before", "not_after", "revoked_at", "note"]
     fields = _KEY_FIELDS
     readonly_fields = _KEY_FIELDS

@@ -19,6 +19,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from audits import eligibility, reconciliation
+from audits.admin.readonly import ReadOnlyAdmin
 from audits.models import Asset, Eligibility, EligibilityEvent, Reconciliation
 from audits.statements import plain_decimal
 from audits.triggers import ensure_eligibility_rows
@@ -66,7 +67,9 @@ _RECONCILIATION_FIELDS = (
 
 
 @admin.register(Reconciliation)
-class ReconciliationAdmin(admin.ModelAdmin):
+class ReconciliationAdmin(ReadOnlyAdmin):
+    """Immutable evidence (the model refuses saves and deletes too)."""
+
     list_display = ["asset", "status_badge", "ratio_text", "shortfall_bps", "reserves_text",
                     "supply_text", "computed_at", "checked_at", "checks"]  # fmt: skip
     list_filter = ["status", "asset"]
@@ -77,16 +80,6 @@ class ReconciliationAdmin(admin.ModelAdmin):
 
     class Media:
         css = _CSS
-
-    # Immutable evidence (the model refuses saves and deletes too).
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Reconciliation):
@@ -196,7 +189,7 @@ _ELIGIBILITY_FIELDS = (
 
 
 @admin.register(Eligibility)
-class EligibilityAdmin(admin.ModelAdmin):
+class EligibilityAdmin(ReadOnlyAdmin):
     list_display = ["asset", "state_badge", "haircut_bps", "since", "reason", "latest_status",
                     "readiness", "frozen_by"]  # fmt: skip
     list_filter = ["state"]
@@ -210,15 +203,6 @@ class EligibilityAdmin(admin.ModelAdmin):
         css = _CSS
 
     # Changes only through the two actions, which record an event each.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
     def has_transition_permission(self, request) -> bool:
         return request.user.has_perm("audits.change_eligibility")
 
@@ -331,7 +315,7 @@ class EligibilityAdmin(admin.ModelAdmin):
 
 
 @admin.register(EligibilityEvent)
-class EligibilityEventAdmin(admin.ModelAdmin):
+class EligibilityEventAdmin(ReadOnlyAdmin):
     list_display = ["seq", "asset", "event_type", "transition", "haircut", "reason", "actor",
                     "created_at", "reconciliation_link"]  # fmt: skip
     list_filter = ["asset", "event_type"]
@@ -340,15 +324,6 @@ class EligibilityEventAdmin(admin.ModelAdmin):
     fields = ("seq", "event_type", "asset", "transition", "haircut", "reason", "actor",
               "created_at", "reconciliation_link")  # fmt: skip
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="from → to")
     def transition(self, obj: EligibilityEvent) -> str:

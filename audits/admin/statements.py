@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from audits import statements, tokens
+from audits.admin.readonly import ReadOnlyAdmin
 from audits.choices import StatementFormat, StatementStatus
 from audits.core import custodian_signatures
 from audits.core.statement_formats import RESERVE_BALANCE_TYPES
@@ -313,7 +314,7 @@ class CustodianStatementAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatementLine)
-class StatementLineAdmin(admin.ModelAdmin):
+class StatementLineAdmin(ReadOnlyAdmin):
     list_display = ["statement", "page", "line_no", "isin", "asset", "plain_quantity", "account",
                     "balance_type"]  # fmt: skip
     list_filter = ["balance_type", "asset", "statement__custodian"]
@@ -327,15 +328,6 @@ class StatementLineAdmin(admin.ModelAdmin):
     @admin.display(description="quantity")
     def plain_quantity(self, obj: StatementLine) -> str:
         return statements.plain_decimal(obj.quantity)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class CustodianKeyForm(forms.ModelForm):

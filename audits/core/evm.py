@@ -26,11 +26,8 @@ keys, so only :func:`redact_url` output ever appears in messages.
 from __future__ import annotations
 
 import base64
-import functools
 import http.client
-import io
 import json
-import socket
 import ssl
 import time
 from collections.abc import Sequence
@@ -42,6 +39,8 @@ from urllib.parse import unquote, urlsplit
 
 import certifi
 from eth_utils import is_address, is_checksum_address, to_checksum_address
+
+from audits.core.deadline_http import deadline_response_class
 
 __all__ = [
     "ChainIdMismatch",
@@ -200,43 +199,6 @@ def redact_url(url: str) -> str:
 # --------------------------------------------------------------------------- JSON-RPC client
 
 
-class _DeadlineReader(io.RawIOBase):
-    """A socket's bytes, each receive limited to the time left before ``deadline``.
-
-    http.client reads the status line, headers and body through this, so the deadline
-    holds for the whole answer: a per-socket-op timeout restarts with every byte received.
-    """
-
-    def __init__(self, sock: socket.socket, deadline: float, holder: io.IOBase) -> None:
-        super().__init__()
-        self._sock = sock
-        self._deadline = deadline
-        # The socket's own file object: holding it open keeps the descriptor alive after
-        # http.client hands the socket to the response (Connection: close).
-        self._holder = holder
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline passed")
-        self._sock.settimeout(remaining)
-        return self._sock.recv_into(buffer)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._holder.close()
-        super().close()
-
-
-class _DeadlineResponse(http.client.HTTPResponse):
-    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
-        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))
-
-
 class _Rpc:
     """Minimal JSON-RPC over HTTP; raises only SupplyReadError subclasses, never leaks the URL.
 
@@ -286,9 +248,7 @@ class _Rpc:
                 )
             else:
                 conn = http.client.HTTPConnection(self._host, self._port, timeout=remaining)
-            conn.response_class = functools.partial(  # type: ignore[assignment]
-                _DeadlineResponse, deadline=self.deadline
-            )
+            conn.response_class = deadline_response_class(self.deadline)
             self._conn = conn
         # Connect (and the TLS handshake, which CPython bounds as a whole) and sending use
         # the socket timeout; set it to what is left.
