@@ -79,3 +79,40 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         worker = WorkerProcess(tmp_path_factory.mktemp("celery") / "worker.log")
     yield worker
     worker.stop()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Before a test's database is flushed, let a worker it used finish what it is running.
+
+    New evidence queues reconciliations after commit, so a worker may still be reconciling
+    when the test ends; TRUNCATE racing that transaction can deadlock (PostgreSQL) and leave
+    the next tests a database that was never flushed.
+    """
+    if "celery_worker_process" not in getattr(item, "fixturenames", ()):
+        return
+    from django.db import connection
+
+    from tests.celery_worker import wait_for
+
+    blocker = item._request.getfixturevalue("django_db_blocker")
+    with blocker.unblock():
+        if connection.vendor != "postgresql":
+            return
+
+        def busy() -> int:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+                )
+                return cursor.fetchone()[0]
+
+        quiet = 0
+
+        def settled() -> bool:
+            nonlocal quiet
+            quiet = quiet + 1 if busy() == 0 else 0
+            return quiet >= 3  # quiet for three looks in a row (a task may be about to start)
+
+        wait_for(settled, timeout=30)
