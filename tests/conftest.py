@@ -8,6 +8,8 @@ from rest_framework.test import APIClient
 from audits.demo import load_demo_data
 from audits.models import Custodian, CustodianUser
 
+pytest_plugins = ["tests.webpage"]
+
 
 @pytest.fixture
 def demo(db):

@@ -1,0 +1,1 @@
+"""Public pages (no login): attestations with their downloads and the in-browser verifier."""

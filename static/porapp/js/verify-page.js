@@ -1,0 +1,1 @@
+// placeholder: the in-browser verifier (issue #11)
