@@ -10,7 +10,6 @@ Policy violations), and ``assert_clean`` fails a test that left any. ``axe`` run
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +21,6 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
-
-# Playwright's sync API keeps an asyncio loop in this thread; Django's check for ORM calls
-# from async code would then refuse the test's own (synchronous) database work.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-
 
 @dataclass
 class Problems:
@@ -62,9 +56,13 @@ def _watch(page, problems: Problems) -> None:
 
 
 @pytest.fixture
-def open_page(browser):
+def open_page(browser, monkeypatch):
     """``open_page(url, viewport=DESKTOP, **context_options)`` → a loaded Playwright page
     whose ``problems`` attribute lists what went wrong in it."""
+    # Playwright's sync API keeps an asyncio loop in this thread; Django's check for ORM calls
+    # from async code would then refuse the test's own (synchronous) database work. Set for
+    # this test only: a subprocess started by another test must not inherit it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
     contexts = []
 
     def open_(url: str, viewport: dict | None = None, **options):
