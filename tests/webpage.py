@@ -35,7 +35,9 @@ def _flags() -> list[str]:
     return [f for f in CHROMIUM_FLAGS if f != "--headless"]
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright runs, its event loop makes Django take every
+# ORM call for an async one, and tests in other modules must not pay for that.
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
