@@ -4,6 +4,7 @@ published as a JWKS. The private key is never stored, logged or printed."""
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,8 @@ from audits.core import attestation as core
 from audits.models import AttestationKey
 
 ENV_VAR = "ATTESTATION_KEY_FILES"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,3 +138,99 @@ def write_key(path: Path) -> str:
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
     return key_id(key.public_key())
+
+
+class KeyChangeRefused(Exception):
+    """A retirement or revocation that would be wrong; the message says why, for the admin."""
+
+
+def configured_kid() -> str | None:
+    """The id of the key that signs now (the first of ATTESTATION_KEY_FILES), or None when
+    none is configured or it cannot be read."""
+    files = list(settings.ATTESTATION_KEYS)
+    if not files:
+        return None
+    try:
+        return key_id(load_private_key(files[0]).public_key())
+    except ImproperlyConfigured:
+        return None
+
+
+def _locked(key_pk: int) -> AttestationKey:
+    return AttestationKey.objects.select_for_update().get(pk=key_pk)
+
+
+def retire(key_pk: int, user, reason: str, at: datetime | None = None) -> AttestationKey:
+    """End the key's window at ``at`` (default now): it signs nothing from then on, and
+    everything it signed before still verifies.
+
+    Refused if that would invalidate an attestation the key already signed (one issued at or
+    after ``at``): retirement is routine and must never turn honest history invalid; a key
+    that must stop being trusted for the past is revoked instead. A window only ever shrinks:
+    widening a published window would make attestations valid that verifiers refused before.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise KeyChangeRefused("Say why the key is retired.")
+    at = at or timezone.now()
+    with transaction.atomic():
+        key = _locked(key_pk)
+        if key.revoked_at is not None:
+            raise KeyChangeRefused(f"{key.kid} is already revoked; its window is closed.")
+        if key.not_after is not None and key.not_after <= at:
+            raise KeyChangeRefused(
+                f"{key.kid} is already retired from {core.rfc3339(key.not_after)}; a window "
+                "only shrinks."
+            )
+        if at < key.not_before:
+            raise KeyChangeRefused(
+                f"{key.kid} is valid only from {core.rfc3339(key.not_before)}; retire it from "
+                "then or later."
+            )
+        signed_after = key.attestations.filter(issued_at__gte=at).count()
+        if signed_after:
+            raise KeyChangeRefused(
+                f"{key.kid} signed {signed_after} attestation(s) at or after "
+                f"{core.rfc3339(at)}; retiring from then would make them fail verification. "
+                "Retire from a later time, or revoke the key if it may have leaked."
+            )
+        AttestationKey.objects.filter(pk=key.pk).update(
+            not_after=at, retired_by=user, retire_reason=reason
+        )
+        key.not_after, key.retired_by, key.retire_reason = at, user, reason
+    logger.info("attestation key %s retired from %s", key.kid, core.rfc3339(at),
+                extra={"kid": key.kid})  # fmt: skip
+    return key
+
+
+def revoke(
+    key_pk: int, user, reason: str, since: datetime | None = None
+) -> tuple[AttestationKey, int]:
+    """Stop trusting the key from ``since`` (default now; set it to when the key may first
+    have leaked, which can be in the past). Attestations it signed from then on no longer
+    verify; the count of those is returned so the admin can say so. Revoking again may only
+    move the time earlier."""
+    reason = reason.strip()
+    if not reason:
+        raise KeyChangeRefused("Say why the key is revoked.")
+    since = since or timezone.now()
+    with transaction.atomic():
+        key = _locked(key_pk)
+        if key.revoked_at is not None and key.revoked_at <= since:
+            raise KeyChangeRefused(
+                f"{key.kid} is already revoked from {core.rfc3339(key.revoked_at)}; a "
+                "revocation can only move earlier."
+            )
+        AttestationKey.objects.filter(pk=key.pk).update(
+            revoked_at=since, revoked_by=user, revoke_reason=reason
+        )
+        key.revoked_at, key.revoked_by, key.revoke_reason = since, user, reason
+        invalidated = key.attestations.filter(issued_at__gte=since).count()
+    logger.warning(
+        "attestation key %s revoked from %s (%d attestation(s) no longer verify)",
+        key.kid,
+        core.rfc3339(since),
+        invalidated,
+        extra={"kid": key.kid},
+    )
+    return key, invalidated
