@@ -95,6 +95,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  home page: http://{addr}/   eligibility feed: "
                 f"http://{addr}/api/v1/collateral/eligibility\n"
+                f"  signed attestations: http://{addr}/attestations/  "
+                "(open one and press Verify: your browser checks the signature)\n"
                 f"  webhook receiver log: {webhook_log}\n"
                 "  Break it: python manage.py demo_breach AAPLx   "
                 "(mints unbacked AAPLx; it freezes within a minute)\n"
