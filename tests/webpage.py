@@ -22,6 +22,7 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
 
+
 @dataclass
 class Problems:
     errors: list[str] = field(default_factory=list)
@@ -41,10 +42,16 @@ def _flags() -> list[str]:
 def browser():
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), args=_flags())
-        yield launched
-        launched.close()
+    # Playwright's sync API keeps an asyncio loop running in this thread; Django would then
+    # take every ORM call (the test's own, and pytest-django's database setup) for one made
+    # from async code and refuse it. Allowed for this module's tests only: a subprocess
+    # started by another module's test must not inherit it.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=chromium(), args=_flags())
+            yield launched
+            launched.close()
 
 
 def _watch(page, problems: Problems) -> None:
@@ -58,13 +65,9 @@ def _watch(page, problems: Problems) -> None:
 
 
 @pytest.fixture
-def open_page(browser, monkeypatch):
+def open_page(browser):
     """``open_page(url, viewport=DESKTOP, **context_options)`` → a loaded Playwright page
     whose ``problems`` attribute lists what went wrong in it."""
-    # Playwright's sync API keeps an asyncio loop in this thread; Django's check for ORM calls
-    # from async code would then refuse the test's own (synchronous) database work. Set for
-    # this test only: a subprocess started by another test must not inherit it.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
     contexts = []
 
     def open_(url: str, viewport: dict | None = None, **options):
