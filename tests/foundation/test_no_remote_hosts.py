@@ -4,7 +4,7 @@ Server side, every public page (home, login, portal, every admin page, API docs,
 schema) is rendered and searched for remote hosts in src/href/action attributes, CSS url()
 (inline and in the local stylesheets it loads) and inline scripts. In the browser, the API doc
 pages run their JavaScript in headless Chromium and every request it makes is recorded, which
-catches what scripts fetch by themselves (ReDoc's logo came from cdn.redoc.ly).
+catches what scripts fetch by themselves.
 """
 
 from __future__ import annotations

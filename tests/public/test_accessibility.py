@@ -76,7 +76,8 @@ def test_first_tab_reaches_a_visible_skip_link_into_main(live_server, open_page)
     assert not link.is_visible() or link.bounding_box()["y"] + link.bounding_box()["height"] <= 0
     page.keyboard.press("Tab")
     focused = page.evaluate(
-        "({cls: document.activeElement.className, href: document.activeElement.getAttribute('href')})"
+        "({cls: document.activeElement.className,"
+        " href: document.activeElement.getAttribute('href')})"
     )
     assert focused == {"cls": "skip-link", "href": "#content"}
     box = link.bounding_box()

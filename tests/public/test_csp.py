@@ -22,7 +22,16 @@ STRICT = {
 }
 # Swagger UI's icons are data: SVG images; that page alone may load them (porapp/urls.py).
 DOCS = {**STRICT, "img-src": ["'self'", "data:"]}
-LOOSE = {"'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "*", "data:", "blob:", "http:", "https:"}
+LOOSE = {
+    "'unsafe-inline'",
+    "'unsafe-eval'",
+    "'unsafe-hashes'",
+    "*",
+    "data:",
+    "blob:",
+    "http:",
+    "https:",
+}
 
 
 def directives(header: str) -> dict[str, list[str]]:
@@ -73,7 +82,9 @@ def test_every_kind_of_response_carries_the_strict_policy(responses):
     assert statuses["404"] == 404
     assert statuses["JSON API error"] in (401, 403, 404)
     assert responses["JSON API error"]["Content-Type"].startswith("application/problem+json")
-    assert all(statuses[n] == 200 for n in ("home", "login", "portal", "admin", "JWKS", "API docs")), statuses
+    assert all(
+        statuses[n] == 200 for n in ("home", "login", "portal", "admin", "JWKS", "API docs")
+    ), statuses
     for name, response in responses.items():
         expected = DOCS if name.startswith("API docs") else STRICT
         assert directives(response["Content-Security-Policy"]) == expected, name
@@ -109,7 +120,8 @@ def _orm_beside_playwright():
 
 INJECTED = (
     '<script>window.injected = true; document.title = "pwned";</script>'
-    '<img id="bad-img" src="/no-such-image.png" onerror="window.injected = true; document.title = \'pwned\'">'
+    '<img id="bad-img" src="/no-such-image.png"'
+    " onerror=\"window.injected = true; document.title = 'pwned'\">"
     '<button id="bad-button" onclick="window.clicked = true">click</button>'
     '<div id="bad-style" style="color: rgb(255, 0, 0); display: none">styled</div>'
 )
@@ -140,11 +152,18 @@ def test_markup_injected_into_the_home_page_cannot_run_or_restyle(live_server, o
 
     assert directives(seen["policy"]) == STRICT
     assert page.locator("#bad-style").is_visible()  # display:none did not apply
-    assert page.evaluate("getComputedStyle(document.getElementById('bad-style')).color") != "rgb(255, 0, 0)"
+    assert (
+        page.evaluate("getComputedStyle(document.getElementById('bad-style')).color")
+        != "rgb(255, 0, 0)"
+    )
     assert page.title() != "pwned"
     assert page.evaluate("typeof window.injected") == "undefined"
     assert page.evaluate("typeof window.clicked") == "undefined"
-    refused = [e for e in page.problems.errors if "violates the following Content Security Policy directive" in e]
+    refused = [
+        e
+        for e in page.problems.errors
+        if "violates the following Content Security Policy directive" in e
+    ]
     assert any("script-src" in e and "inline script" in e for e in refused), refused
     assert any("script-src" in e and "event handler" in e for e in refused), refused
     assert any("style-src" in e for e in refused), refused
