@@ -147,7 +147,7 @@ class CustodianStatementAdmin(admin.ModelAdmin):
         flag = ""
         if statements.is_overdue(obj):
             flag = format_html(
-                ' <strong style="color:#a4161a">OVERDUE: incomplete for more than {}</strong>',
+                ' <strong class="por-overdue">OVERDUE: incomplete for more than {}</strong>',
                 settings.STATEMENT_PAGES_DEADLINE,
             )
         links = format_html_join(

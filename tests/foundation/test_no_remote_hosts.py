@@ -1,10 +1,10 @@
 """No page makes a browser reach another host: everything it loads or links comes from porapp.
 
-Server side, every public page (home, login, portal, every admin page, API docs, ReDoc, the
+Server side, every public page (home, login, portal, every admin page, API docs, the
 schema) is rendered and searched for remote hosts in src/href/action attributes, CSS url()
 (inline and in the local stylesheets it loads) and inline scripts. In the browser, the API doc
 pages run their JavaScript in headless Chromium and every request it makes is recorded, which
-catches what scripts fetch by themselves (ReDoc's logo came from cdn.redoc.ly).
+catches what scripts fetch by themselves.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def pages(demo, owner, admin_user):
     anonymous, custodian, staff = Client(), Client(), Client()
     custodian.force_login(owner)
     staff.force_login(admin_user)
-    public = ["/", "/accounts/login/", "/api/docs/", "/api/redoc/", "/api/schema/"]
+    public = ["/", "/accounts/login/", "/api/docs/", "/api/schema/"]
     portal = ["/portal/", f"/portal/statements/{statement.pk}/", "/portal/tokens/"]
     return (
         [(anonymous, url) for url in public]
@@ -131,7 +131,7 @@ def test_the_checker_sees_remote_references():
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("path", ["/api/redoc/", "/api/docs/"])
+@pytest.mark.parametrize("path", ["/api/docs/"])
 def test_api_doc_pages_request_nothing_remote_in_a_browser(live_server, path):
     dom, requested = load_recording_requests(f"{live_server.url}{path}")
     assert "porapp API" in dom  # the page rendered, so its scripts ran
