@@ -6,15 +6,6 @@ import pytest
 from tests.webpage import assert_clean
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright():
-    # The module-scoped browser's event loop runs before any function fixture, so the
-    # database set-up of each test already needs this (open_page sets it too late).
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-        yield
-
-
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_swagger_ui_renders_offline_under_the_policy(live_server, open_page):

@@ -14,15 +14,6 @@ from audits import statements
 from tests.webpage import DESKTOP, PHONE, assert_clean, axe, no_sideways_scroll, serious
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright():
-    # The module-scoped browser's event loop runs before any function fixture, so each
-    # test's database set-up already needs this (open_page sets it too late).
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-        yield
-
-
 def session_cookie(user, live_server) -> list[dict]:
     client = Client()
     client.force_login(user)

@@ -112,15 +112,6 @@ def test_no_directive_allows_inline_code_or_any_source():
     assert "REPORT_ONLY" not in str(settings.CONTENT_SECURITY_POLICY)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright():
-    # The module-scoped browser's event loop runs before any function fixture, so each
-    # test's database set-up already needs this (open_page sets it too late).
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-        yield
-
-
 INJECTED = (
     '<script>window.injected = true; document.title = "pwned";</script>'
     '<img id="bad-img" src="/no-such-image.png"'

@@ -19,15 +19,6 @@ from audits.models import Asset, CustodianStatement
 from tests.webpage import assert_clean
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _orm_beside_playwright():
-    # The module-scoped browser's event loop runs before any function fixture, so each
-    # test's database set-up already needs this (open_page sets it too late).
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-        yield
-
-
 def logged_in(open_page, live_server, user):
     client = Client()
     client.force_login(user)
