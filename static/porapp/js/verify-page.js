@@ -94,6 +94,7 @@ function renderFailure(box, err) {
 }
 
 async function run(box, work) {
+  delete box.dataset.verdict;
   box.replaceChildren(el("p", "Checking…"));
   box.setAttribute("aria-busy", "true");
   const result = el("div", undefined, "verify-outcome");
