@@ -119,13 +119,14 @@ def test_a_payload_changed_on_the_way_is_invalid(live_server, open_page, issued)
 
 
 def test_a_jwks_with_an_attackers_key_under_our_kid_is_invalid(live_server, open_page, issued):
-    _, second = issued
     keys = published_jwks()
     keys["keys"][0]["x"] = jwk_entry(seeded_key(7))["x"]
     page = visit(open_page, "about:blank")
     page.route(
         "**/.well-known/jwks.json",
-        lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(keys)),
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(keys)
+        ),
     )
     page.goto(f"{live_server.url}/attestations/2/")
     verdict, text = press_verify(page)
@@ -135,7 +136,9 @@ def test_a_jwks_with_an_attackers_key_under_our_kid_is_invalid(live_server, open
 
 
 def choose(page, selector: str, name: str, data: bytes) -> None:
-    page.set_input_files(selector, files=[{"name": name, "mimeType": "application/json", "buffer": data}])
+    page.set_input_files(
+        selector, files=[{"name": name, "mimeType": "application/json", "buffer": data}]
+    )
 
 
 def check_file(page, env: bytes, previous: bytes | None = None, evidence=()) -> tuple[str, str]:
@@ -191,3 +194,29 @@ def test_check_a_file_page(live_server, open_page, issued):
         assert text == "Invalid Reason: envelope file is not JSON"
         accessible(page)
 
+
+DISABLED = [
+    (
+        "Object.defineProperty(Crypto.prototype, 'subtle', {get: () => undefined})",
+        "no Web Crypto here",
+    ),
+    (
+        "SubtleCrypto.prototype.importKey = "
+        "() => Promise.reject(new DOMException('no', 'NotSupportedError'))",
+        "cannot check Ed25519 signatures",
+    ),
+]
+
+
+def test_a_browser_without_ed25519_says_it_cannot_check(live_server, open_page, issued):
+    # "Cannot check" is not "Invalid": the attestation was never judged.
+    for disable, says in DISABLED:
+        page = open_page("about:blank")
+        page.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
+        page.add_init_script(disable)
+        page.goto(f"{live_server.url}/attestations/1/")
+        verdict, text = press_verify(page)
+        assert verdict == "unsupported", text
+        assert text.startswith("Cannot check in this browser") and says in text
+        assert "Invalid" not in text
+        assert_clean(page)

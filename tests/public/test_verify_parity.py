@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,7 +154,9 @@ def corpus() -> list[tuple[str, object, object, object, int | None]]:
         {
             **good,
             "payload": good["payload"].rstrip("="),
-            "signatures": [{**good["signatures"][0], "sig": good["signatures"][0]["sig"].rstrip("=")}],
+            "signatures": [
+                {**good["signatures"][0], "sig": good["signatures"][0]["sig"].rstrip("=")}
+            ],
         },
     )
     add("valid at a given time", first, at=NBF + 10)
@@ -196,7 +197,10 @@ def corpus() -> list[tuple[str, object, object, object, int | None]]:
     tampered = bytearray(stmt_bytes)
     tampered[40] ^= 1
     add("tampered payload", {**good, "payload": base64.b64encode(bytes(tampered)).decode()})
-    add("signature of another type", signed_bytes(stmt_bytes, payload_type="text/plain") | {"payloadType": core.PAYLOAD_TYPE})
+    add(
+        "signature of another type",
+        signed_bytes(stmt_bytes, payload_type="text/plain") | {"payloadType": core.PAYLOAD_TYPE},
+    )
     add("payload not UTF-8", signed_bytes(b'{"a":"\xff"}'))
     add("payload UTF-8 surrogate", signed_bytes(b'{"a":"\xed\xa0\x80"}'))
     add("payload with BOM", signed_bytes(b"\xef\xbb\xbf" + stmt_bytes))
@@ -213,7 +217,7 @@ def corpus() -> list[tuple[str, object, object, object, int | None]]:
     add("float after a duplicate", signed_bytes(b'{"a":{"b":1,"b":2},"c":1.5}'))
     add("duplicate before a float", signed_bytes(b'{"a":{"b":1,"b":2}}'))
     add("NaN", signed_bytes(b'{"a":NaN}'))
-    add("-Infinity", signed_bytes(b'[-Infinity]'))
+    add("-Infinity", signed_bytes(b"[-Infinity]"))
     add("control character in a string", signed_bytes(b'["a\nb"]'))
     add("bad escape", signed_bytes(b'["\\x"]'))
     add("leading zero", signed_bytes(b"[01]"))
@@ -301,7 +305,9 @@ def evaluate(page, cases) -> list[tuple[str, str, str]]:
         for label, env, keys, prev, at in cases
     ]
     js = page.evaluate(JS_VERIFY, texts)
-    return [(label, python_verdict(*rest), got) for (label, *rest), got in zip(texts, js, strict=True)]
+    return [
+        (label, python_verdict(*rest), got) for (label, *rest), got in zip(texts, js, strict=True)
+    ]
 
 
 @pytest.fixture
@@ -361,9 +367,12 @@ def test_js_known_answers(page):
     assert got["pae"] == "DSSEv1 29 http://example.com/HelloWorld 11 hello world"
     assert got["digest"] == got["verifiedDigest"] == vector["payload_digest"]
     assert got["statement"].encode() == core.canonical_json(vector["statement"])
-    assert got["canonical"] == core.canonical_json(
-        {"b": [1, "é\n\u0001", None], "a": {"\U0001f600": True, "\ufb01": False}}
-    ).decode()
+    assert (
+        got["canonical"]
+        == core.canonical_json(
+            {"b": [1, "é\n\u0001", None], "a": {"\U0001f600": True, "\ufb01": False}}
+        ).decode()
+    )
 
 
 def test_subject_names_for(page):
