@@ -93,6 +93,7 @@ def test_verify_button_says_valid_and_shows_what_was_signed(live_server, open_pa
     ]
     assert page.locator("#verify-result dd").first.inner_text() == "2"
     assert page.is_enabled("#verify-button")
+    assert page.evaluate("document.activeElement.id") == "verify-button"  # focus kept
     accessible(page)
 
     page = visit(open_page, f"{live_server.url}/attestations/1/", PHONE)

@@ -79,17 +79,18 @@ function renderValid(box, verified, evidence) {
 }
 
 function renderFailure(box, err) {
-  const unsupported = err instanceof VerifyError && (err.kind === "unsupported" || err.kind === "error");
-  if (unsupported) {
-    box.append(el("h2", err.kind === "unsupported" ? "Cannot check in this browser" : "Cannot check", "verdict unknown"));
-    box.append(el("p", err.reason));
+  // A check that could not run is no verdict: never say "Invalid" for our own failure.
+  const unjudged = !(err instanceof VerifyError) || err.kind !== "invalid";
+  if (unjudged) {
+    const title = err.kind === "unsupported" ? "Cannot check in this browser" : "Cannot check";
+    box.append(el("h2", title, "verdict unknown"));
+    box.append(el("p", err instanceof VerifyError ? err.reason : `unexpected error: ${err}`));
     box.append(el("p", "This says nothing about the attestation itself: check it with the offline verifier (python -m audits.verify)."));
     return;
   }
   box.append(el("h2", "Invalid", "verdict invalid"));
-  const reason = err instanceof VerifyError ? err.reason : `unexpected error: ${err}`;
   const p = el("p", "Reason: ");
-  p.append(el("strong", reason, "reason"));
+  p.append(el("strong", err.reason, "reason"));
   box.append(p);
 }
 
@@ -104,7 +105,7 @@ async function run(box, work) {
     box.dataset.verdict = "valid";
   } catch (err) {
     renderFailure(result, err);
-    box.dataset.verdict = err instanceof VerifyError ? err.kind : "invalid";
+    box.dataset.verdict = err instanceof VerifyError ? err.kind : "error";
   } finally {
     box.removeAttribute("aria-busy");
   }
@@ -128,6 +129,8 @@ function wireDetail(section) {
       });
     } finally {
       button.disabled = false;
+      // Disabling the focused button may have dropped focus to the page: give it back.
+      if (document.activeElement === document.body) button.focus();
     }
   });
 }
@@ -172,6 +175,7 @@ function wireForm(form) {
       });
     } finally {
       submit.disabled = false;
+      if (document.activeElement === document.body) submit.focus();
     }
   });
 }
