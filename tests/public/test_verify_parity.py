@@ -49,7 +49,7 @@ JS_VERIFY = """async (cases) => {
   const out = [];
   for (const [label, env, keys, prev, at] of cases) {
     try {
-      await v.verifyAttestation(v.parseJson(env), v.parseJson(keys), {
+      await v.verifyAttestation(v.parseJson(env, 'envelope'), v.parseJson(keys), {
         previous: prev === null ? null : v.parseJson(prev),
         at: at === null ? null : new Date(at * 1000),
       });
@@ -63,6 +63,10 @@ JS_VERIFY = """async (cases) => {
 
 
 def python_verdict(envelope: str, jwks: str, previous: str | None, at: int | None) -> str:
+    try:
+        json.loads(envelope)
+    except ValueError:
+        return "envelope is not JSON"
     try:
         core.verify(
             json.loads(envelope),
@@ -261,6 +265,16 @@ def corpus() -> list[tuple[str, object, object, object, int | None]]:
     add("issued_at second 60", with_pred(issued_at="2026-11-29T17:01:60Z"))
     add("issued_at year 0", with_pred(issued_at="0000-11-29T17:01:00Z"))
     add("issued_at 7 fraction digits", with_pred(issued_at="2026-11-29T17:01:00.1234567Z"))
+    # Envelope and JWKS texts read as Python's json.loads reads them (the last duplicate wins).
+    good_text = json.dumps(good)
+    add(
+        "envelope text with a duplicate payload",
+        good_text.replace('"payload":', '"payload": "x", "payload":', 1),
+    )
+    add("envelope text with the bad duplicate last", good_text[:-1] + ', "payloadType": "x"}')
+    add("envelope text not JSON", good_text[:-1])
+    add("nbf with an exponent", good, jwks=json.dumps(key_changed()).replace(f"{NBF}", "1e9"))
+    add("nbf NaN", good, jwks=json.dumps(key_changed()).replace(f"{NBF}", "NaN"))
     add("nbf a float", good, jwks=json.dumps(key_changed()).replace(f"{NBF}", f"{NBF}.0"))
     add("exp text", good, jwks=key_changed(exp="2027"))
     add("nbf true", good, jwks=key_changed(nbf=True))
