@@ -93,11 +93,14 @@ def _encode(obj: Any, out: list[str], depth: int) -> None:
         if not all(isinstance(k, str) for k in obj):
             raise AttestationInvalid("object keys must be strings")
         out.append("{")
+        # Each name is checked first: a lone surrogate has no UTF-16 sort key either, and must
+        # be refused as one (AttestationInvalid), not crash the sort.
+        names = {key: _string(key) for key in obj}
         # RFC 8785 3.2.3: members sorted by the UTF-16 code units of their names.
         for i, key in enumerate(sorted(obj, key=lambda k: k.encode("utf-16-be"))):
             if i:
                 out.append(",")
-            out.append(_string(key))
+            out.append(names[key])
             out.append(":")
             _encode(obj[key], out, depth + 1)
         out.append("}")

@@ -583,3 +583,10 @@ def test_canonical_json_refuses_deep_nesting():
     deepest = canonical_json(functools.reduce(lambda inner, _: [inner], range(99), []))
     assert deepest == b"[" * 100 + b"]" * 100
     assert reason_of(signed_bytes(deepest)) == NOT_STATEMENT
+
+
+@pytest.mark.parametrize("document", [{"\ud800": 1}, {"a": {"b\udfff": "x"}}])
+def test_a_lone_surrogate_object_name_is_refused_with_a_reason(document):
+    # Sorting names by their UTF-16 encoding used to raise UnicodeEncodeError first.
+    with pytest.raises(AttestationInvalid, match="lone surrogate"):
+        canonical_json(document)

@@ -18,7 +18,6 @@ from audits.attestation_keys import jwks as published_jwks
 from audits.core import attestation as core
 from tests.attestation.helpers import jwk_entry, seeded_key
 from tests.attestations.conftest import NOW, key_file, reconcile, world  # noqa: F401
-from tests.public.verify_pages import _database_before_browser, visit  # noqa: F401
 from tests.webpage import DESKTOP, PHONE, assert_clean, axe, no_sideways_scroll, serious
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -76,7 +75,7 @@ def test_verify_button_says_valid_and_shows_what_was_signed(live_server, open_pa
     signed = attestations.statement_of(second)["predicate"]
     kid = second.key.kid
 
-    page = visit(open_page, f"{live_server.url}/attestations/2/", DESKTOP)
+    page = open_page(f"{live_server.url}/attestations/2/", DESKTOP)
     verdict, text = press_verify(page)
     assert verdict == "valid", text
     assert text.startswith("Valid")
@@ -96,7 +95,7 @@ def test_verify_button_says_valid_and_shows_what_was_signed(live_server, open_pa
     assert page.evaluate("document.activeElement.id") == "verify-button"  # focus kept
     accessible(page)
 
-    page = visit(open_page, f"{live_server.url}/attestations/1/", PHONE)
+    page = open_page(f"{live_server.url}/attestations/1/", PHONE)
     verdict, text = press_verify(page)
     assert verdict == "valid" and "first attestation: no previous" in text, text
     accessible(page)
@@ -104,7 +103,7 @@ def test_verify_button_says_valid_and_shows_what_was_signed(live_server, open_pa
 
 def test_a_payload_changed_on_the_way_is_invalid(live_server, open_page, issued):
     _, second = issued
-    page = visit(open_page, "about:blank")
+    page = open_page("about:blank")
     page.route(
         "**/attestations/2/envelope.json",
         lambda route: route.fulfill(
@@ -122,7 +121,7 @@ def test_a_payload_changed_on_the_way_is_invalid(live_server, open_page, issued)
 def test_a_jwks_with_an_attackers_key_under_our_kid_is_invalid(live_server, open_page, issued):
     keys = published_jwks()
     keys["keys"][0]["x"] = jwk_entry(seeded_key(7))["x"]
-    page = visit(open_page, "about:blank")
+    page = open_page("about:blank")
     page.route(
         "**/.well-known/jwks.json",
         lambda route: route.fulfill(
@@ -167,7 +166,7 @@ def test_check_a_file_page(live_server, open_page, issued):
     assert EVIDENCE_DIGEST in [s["digest"]["sha256"] for s in subjects]
 
     for viewport in (DESKTOP, PHONE):
-        page = visit(open_page, f"{live_server.url}/attestations/verify/", viewport)
+        page = open_page(f"{live_server.url}/attestations/verify/", viewport)
         accessible(page)
 
         verdict, text = check_file(page, two, one, [("statement.csv", EVIDENCE)])
