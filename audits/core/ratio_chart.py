@@ -169,8 +169,8 @@ def chart(
             drawing = False
             continue
         marker = (_fmt(x1), _fmt(y(p.ratio)))
-        if x1 <= x0 and i + 1 < len(in_window):
-            continue  # superseded within the same instant (or before the window)
+        if x1 <= x0:
+            continue  # superseded within the same instant, before the window, or at its end
         level = _fmt(y(p.ratio))
         if drawing:
             parts.append(f"V{level}")
