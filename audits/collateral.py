@@ -26,9 +26,9 @@ from audits.core import ratio_chart
 from audits.core.market_hours import SessionClock
 from audits.market_calendars import clocks_for
 from audits.models import (
+    Asset,
     AssetPolicy,
     Attestation,
-    Asset,
     Eligibility,
     EligibilityEvent,
     ReconciledReading,
@@ -264,7 +264,9 @@ def ratio_history(
     one before, whose ratio holds at the window's edge. One query whatever the number of
     assets (a window function numbers each asset's rows)."""
     newest_first = Window(
-        RowNumber(), partition_by=[F("asset_id")], order_by=[F("computed_at").desc(), F("id").desc()]
+        RowNumber(),
+        partition_by=[F("asset_id")],
+        order_by=[F("computed_at").desc(), F("id").desc()],
     )
     fields = ("asset_id", "computed_at", "ratio")
     rows = Reconciliation.objects.filter(asset_id__in=asset_ids).order_by()
@@ -342,7 +344,9 @@ def home_cards(now: datetime | None = None) -> list[Card]:
             collateral=c,
             custodians=statements.get(c.reconciliation_id or 0, []),
             chains=chains.get(c.reconciliation_id or 0, []),
-            chart=ratio_chart.chart(history.get(c.asset.pk, []), start, now, breach=_breach(c.asset)),
+            chart=ratio_chart.chart(
+                history.get(c.asset.pk, []), start, now, breach=_breach(c.asset)
+            ),
             attestation=attestation,
         )
         for c in standings

@@ -93,7 +93,9 @@ def _micros(delta: timedelta) -> Decimal:
     return Decimal(delta // timedelta(microseconds=1))
 
 
-def y_range(ratios: Sequence[Decimal], breach: Decimal | None = None) -> tuple[Decimal, Decimal, Decimal]:
+def y_range(
+    ratios: Sequence[Decimal], breach: Decimal | None = None
+) -> tuple[Decimal, Decimal, Decimal]:
     """(low, high, step): a range holding 100 %, the figures and the breach level (clamped
     to FLOOR..CEILING), widened to whole steps of a nice size."""
     values = [min(max(r, FLOOR), CEILING) for r in ratios]
@@ -116,7 +118,7 @@ def _step_label(value: Decimal, step: Decimal) -> str:
 
 
 def summary(points: Sequence[Point], start: datetime) -> str:
-    """"Lowest 99.87 % on 27 Nov; now 100.00 %", in words a screen reader reads out."""
+    """ "Lowest 99.87 % on 27 Nov; now 100.00 %", in words a screen reader reads out."""
     known = [(max(p.at, start), p.ratio) for p in points if p.ratio is not None]
     if not points:
         return "No reconciliation in this period."
@@ -134,7 +136,7 @@ def chart(
     points: Sequence[Point],
     start: datetime,
     end: datetime,
-    box: Box = Box(),  # noqa: B008 (immutable)
+    box: Box = Box(),
     breach: Decimal | None = None,
 ) -> Chart:
     """The chart of ``points`` (oldest first; one may precede ``start``: its ratio holds at
@@ -187,10 +189,10 @@ def chart(
         x_ticks.append(Tick(_fmt(x(day)), day_label(day)))
         day -= timedelta(days=7)
     y_ticks = []
-    level = low
-    while level <= high:
-        y_ticks.append(Tick(_fmt(y(level)), _step_label(level, step)))
-        level += step
+    value = low
+    while value <= high:
+        y_ticks.append(Tick(_fmt(y(value)), _step_label(value, step)))
+        value += step
     return Chart(
         width=str(box.width),
         height=str(box.height),

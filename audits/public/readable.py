@@ -24,7 +24,7 @@ def when(value: str | None) -> datetime | None:
 
 
 def as_percent(ratio: str | None) -> str | None:
-    """"0.99875" → "99.875 %", exactly (no rounding: it is the signed figure)."""
+    """ "0.99875" → "99.875 %", exactly (no rounding: it is the signed figure)."""
     if ratio is None:
         return None
     value = (Decimal(ratio) * 100).normalize()
