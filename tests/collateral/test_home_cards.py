@@ -123,3 +123,26 @@ def test_queries_do_not_grow_with_assets(book, django_assert_max_num_queries, ke
     with django_assert_max_num_queries(len(one.captured_queries) + 3):  # session etc.
         assert Client().get("/").status_code == 200
     assert len(one.captured_queries) <= 6, [q["sql"][:80] for q in one.captured_queries]
+
+
+def test_a_chain_without_a_usable_reading_says_why(world):
+    world.backed()
+    # A third deployment on a chain nobody has reported for: no figure, and the reason.
+    from audits.models import Chain, TokenDeployment
+
+    TokenDeployment.objects.create(
+        asset=world.asset,
+        chain=Chain.objects.create(chain_id=900003, name="Gamma chain", rpc_urls=""),
+        address="0x" + "33" * 20,
+        decimals=18,
+    )
+    run(world, NOW)
+    (card,) = collateral.home_cards(NOW + timedelta(minutes=1))
+    gamma = next(r for r in card.chains if r.chain_id == 900003)
+    assert gamma.tokens is None and gamma.problem
+    assert (
+        card.chart.path == ""
+        and card.chart.summary == "No known ratio in this period; now unknown."
+    )
+    html = re.sub(r"\s+", " ", Client().get("/").content.decode())
+    assert f"Gamma chain (chain id 900003): no usable reading: {gamma.problem}" in html
