@@ -4,23 +4,37 @@ latest reconciliation behind it, and whether its home exchange trades now.
 Read-only and shared by the API feed, the asset API and the home page, so all three say the
 same thing. The number of queries does not depend on the number of assets: the eligibility
 row and its latest reconciliation come joined to the asset, and the exchange clocks of all
-the assets' MICs come from one query.
+the assets' MICs come from one query. The home page adds a fixed number of queries for its
+cards (`home_cards`): the evidence links of the latest reconciliations, the ratio history and
+the latest attestation, each in one query for all the assets.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from audits.choices import EligibilityState, ReconciliationStatus
+from audits.choices import EligibilityState, ReconciliationStatus, SupplySource
+from audits.core import ratio_chart
 from audits.core.market_hours import SessionClock
 from audits.market_calendars import clocks_for
-from audits.models import Asset, Eligibility, EligibilityEvent, Reconciliation
+from audits.models import (
+    Asset,
+    AssetPolicy,
+    Attestation,
+    Eligibility,
+    EligibilityEvent,
+    ReconciledReading,
+    ReconciledStatement,
+    Reconciliation,
+)
 
 NO_RECONCILIATION = "no reconciliation yet"
 EVENTS_PAGE = 100
@@ -193,3 +207,147 @@ def events_after(after: int, limit: int = EVENTS_PAGE) -> list[EligibilityEvent]
         .select_related("asset")
         .order_by("seq")[:limit]
     )
+
+
+# --- The home page's cards -------------------------------------------------------------------
+CHART_DAYS = 30
+#: At most this many reconciliations per asset are drawn (the newest in the window).
+CHART_POINTS = 500
+
+
+@dataclass(frozen=True)
+class CustodianFigure:
+    """One custodian statement the latest reconciliation counted."""
+
+    custodian: str
+    as_of: datetime | None
+    tokens: Decimal | None
+
+
+@dataclass(frozen=True)
+class ChainFigure:
+    """One deployment's supply as the latest reconciliation saw it."""
+
+    chain: str
+    chain_id: int
+    tokens: Decimal | None
+    manual: bool
+    block_number: int | None
+    confirmations: int | None
+    problem: str
+
+
+@dataclass(frozen=True)
+class Card:
+    """Everything the home page says about one asset."""
+
+    collateral: Collateral
+    custodians: list[CustodianFigure]
+    chains: list[ChainFigure]
+    chart: ratio_chart.Chart
+    attestation: Attestation | None
+
+    @property
+    def asset(self) -> Asset:
+        return self.collateral.asset
+
+
+def latest_attestation() -> Attestation | None:
+    """The newest attestation's number and time (nothing of its payload)."""
+    return Attestation.objects.only("sequence", "issued_at").order_by("-sequence").first()
+
+
+def ratio_history(
+    asset_ids: list[int], start: datetime, limit: int = CHART_POINTS
+) -> dict[int, list[ratio_chart.Point]]:
+    """Per asset, oldest first: its newest ``limit`` reconciliations since ``start`` and the
+    one before, whose ratio holds at the window's edge. One query whatever the number of
+    assets (a window function numbers each asset's rows)."""
+    newest_first = Window(
+        RowNumber(),
+        partition_by=[F("asset_id")],
+        order_by=[F("computed_at").desc(), F("id").desc()],
+    )
+    fields = ("asset_id", "computed_at", "ratio")
+    rows = Reconciliation.objects.filter(asset_id__in=asset_ids).order_by()
+    within = (
+        rows.filter(computed_at__gte=start)
+        .annotate(n=newest_first)
+        .filter(n__lte=limit)
+        .values_list(*fields)
+    )
+    before = rows.filter(computed_at__lt=start).annotate(n=newest_first).filter(n=1)
+    history: dict[int, list[ratio_chart.Point]] = defaultdict(list)
+    for asset_id, at, ratio in within.union(before.values_list(*fields), all=True):
+        history[asset_id].append(ratio_chart.Point(at, ratio))
+    for points in history.values():
+        points.sort(key=lambda p: p.at)
+    return history
+
+
+def _evidence(latest_ids: list[int]) -> tuple[dict, dict]:
+    statements: dict[int, list[CustodianFigure]] = defaultdict(list)
+    for link in (
+        ReconciledStatement.objects.filter(reconciliation_id__in=latest_ids)
+        .select_related("statement__custodian")
+        .order_by("statement__custodian__name", "statement_id")
+    ):
+        statements[link.reconciliation_id].append(
+            CustodianFigure(link.statement.custodian.name, link.statement.as_of, plain(link.tokens))
+        )
+    chains: dict[int, list[ChainFigure]] = defaultdict(list)
+    for r in (
+        ReconciledReading.objects.filter(reconciliation_id__in=latest_ids)
+        .select_related("reading", "deployment__chain")
+        .order_by("deployment__chain__chain_id", "deployment_id")
+    ):
+        reading = r.reading
+        chains[r.reconciliation_id].append(
+            ChainFigure(
+                chain=r.deployment.chain.name,
+                chain_id=r.deployment.chain.chain_id,
+                tokens=plain(r.circulating),
+                manual=reading is not None and reading.source == SupplySource.MANUAL,
+                block_number=reading.block_number if reading else None,
+                confirmations=reading.confirmations if reading else None,
+                problem=r.problem or ("" if reading else "no usable reading"),
+            )
+        )
+    return statements, chains
+
+
+def _breach(asset: Asset) -> Decimal:
+    try:
+        bps = asset.policy.breach_bps
+    except AssetPolicy.DoesNotExist:
+        bps = AssetPolicy._meta.get_field("breach_bps").get_default()
+    return 1 - Decimal(bps) / 10_000
+
+
+def home_cards(now: datetime | None = None) -> list[Card]:
+    """Every active asset's card: its standing, the evidence behind the latest
+    reconciliation, its ratio over the last CHART_DAYS days and the latest attestation.
+    Six queries whatever the number of assets."""
+    now = now or timezone.now()
+    start = now - timedelta(days=CHART_DAYS)
+    assets = list(
+        with_collateral(Asset.objects.filter(active=True)).select_related("policy").order_by("code")
+    )
+    markets = market_states({a.mic for a in assets}, now)
+    standings = [collateral_of(a, markets[a.mic]) for a in assets]
+    latest_ids = [c.reconciliation_id for c in standings if c.reconciliation_id is not None]
+    statements, chains = _evidence(latest_ids)
+    history = ratio_history([a.pk for a in assets], start)
+    attestation = latest_attestation()
+    return [
+        Card(
+            collateral=c,
+            custodians=statements.get(c.reconciliation_id or 0, []),
+            chains=chains.get(c.reconciliation_id or 0, []),
+            chart=ratio_chart.chart(
+                history.get(c.asset.pk, []), start, now, breach=_breach(c.asset)
+            ),
+            attestation=attestation,
+        )
+        for c in standings
+    ]

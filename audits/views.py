@@ -24,9 +24,9 @@ def home(request):
     """Landing page: each asset's backing and eligibility in plain words, and where to go next."""
     from django.shortcuts import render
 
-    from audits.collateral import eligibility_feed
+    from audits.collateral import home_cards
 
-    return render(request, "home.html", {"assets": eligibility_feed()})
+    return render(request, "home.html", {"cards": home_cards()})
 
 
 @require_GET

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 
 from audits import attestations
 from audits.models import Attestation
+from audits.public.readable import predicate_for_people
 
 PAGE_SIZE = 50
 # Attestations never change once issued (append-only), so their downloads can be cached for
@@ -51,6 +52,7 @@ def attestation_detail(request, sequence: int):
             "attestation": attestation,
             "statement": statement,
             "predicate": statement["predicate"],
+            "shown": predicate_for_people(statement["predicate"]),
             "next_sequence": following,
         },
     )

@@ -15,7 +15,7 @@ from tests.collateral.conftest import APPLE, MICROSOFT, NVIDIA
 
 def card(html: str, code: str) -> str:
     match = re.search(
-        rf'<section class="card asset [a-z]+" id="asset-{code}">(.*?)</section>', html, re.S
+        rf'<section class="card asset [a-z]+" id="asset-{code}"[^>]*>(.*?)</section>', html, re.S
     )
     assert match, f"no card for {code}"
     # Collapse whitespace so assertions read like the page.
