@@ -49,5 +49,5 @@ class Command(BaseCommand):
             f"  home page:        {site}/\n"
             f"  eligibility feed: {site}/api/v1/collateral/eligibility\n"
             f"  webhook receiver: {settings.VAR_DIR / 'demo-webhooks.log'}\n"
-            f"Undo it with: python manage.py demo_restore {asset}"
+            f"Undo it with: DEBUG=1 .venv/bin/python manage.py demo_restore {asset}"
         )

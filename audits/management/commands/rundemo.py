@@ -98,9 +98,9 @@ class Command(BaseCommand):
                 f"  signed attestations: http://{addr}/attestations/  "
                 "(open one and press Verify: your browser checks the signature)\n"
                 f"  webhook receiver log: {webhook_log}\n"
-                "  Break it: python manage.py demo_breach AAPLx   "
+                "  Break it: DEBUG=1 .venv/bin/python manage.py demo_breach AAPLx   "
                 "(mints unbacked AAPLx; it freezes within a minute)\n"
-                "  Mend it:  python manage.py demo_restore AAPLx  "
+                "  Mend it:  DEBUG=1 .venv/bin/python manage.py demo_restore AAPLx  "
                 "(then approve the unfreeze in the admin)"
             )
             while all(p.poll() is None for p in procs.values()):
