@@ -296,3 +296,37 @@ ATTESTATION_KEYS = env_list("ATTESTATION_KEY_FILES", [])
 ATTESTATION_MIN_INTERVAL = env_duration("ATTESTATION_MIN_INTERVAL", timedelta(minutes=5))
 # With nothing changed, one attestation at least this often.
 ATTESTATION_HEARTBEAT = env_duration("ATTESTATION_HEARTBEAT", timedelta(hours=24))
+
+# --- Liability snapshots (docs/liabilities.md). Raw uploads and tree files go through Django's
+# storage API under the "liabilities" alias: a directory under var/ by default; S3-compatible
+# object storage (django-storages) when web servers and workers run on different machines,
+# with tree files cached locally for proof reads.
+LIABILITY_STORAGE = env_str("LIABILITY_STORAGE", "local")
+if LIABILITY_STORAGE == "s3":
+    _liability_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("LIABILITY_S3_BUCKET"),
+            "endpoint_url": env_str("LIABILITY_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("LIABILITY_S3_REGION", "") or None,
+            "location": env_str("LIABILITY_S3_PREFIX", ""),
+            "default_acl": None,
+            "file_overwrite": False,
+        },
+    }
+elif LIABILITY_STORAGE == "local":
+    _liability_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "liabilities")},
+    }
+else:
+    raise ImproperlyConfigured("LIABILITY_STORAGE must be 'local' or 's3'.")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "liabilities": _liability_storage,
+}
+# Where tree files fetched from object storage are kept for proof reads (by SHA-256).
+LIABILITY_CACHE_DIR = Path(env_str("LIABILITY_CACHE_DIR", str(VAR_DIR / "tree-cache")))
+# Largest snapshot upload accepted, in bytes.
+LIABILITY_MAX_UPLOAD = env_int("LIABILITY_MAX_UPLOAD", 2 * 1024**3)

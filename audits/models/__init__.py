@@ -3,6 +3,7 @@
 from audits.models import lookups  # noqa: F401  (registers field__any_of)
 from audits.models.attestations import Attestation, AttestationKey
 from audits.models.eligibility import Eligibility, EligibilityEvent, EventCounter
+from audits.models.liabilities import LiabilitySnapshot, LiabilityTree, PlatformOperator
 from audits.models.market_calendars import MarketClosure
 from audits.models.operations import Heartbeat
 from audits.models.reconciliation import (
@@ -41,8 +42,11 @@ __all__ = [
     "ExcludedAddress",
     "Heartbeat",
     "IdempotencyKey",
+    "LiabilitySnapshot",
+    "LiabilityTree",
     "MarketClosure",
     "MultiplierChange",
+    "PlatformOperator",
     "RawDocument",
     "ReconciledReading",
     "ReconciledStatement",

@@ -1,0 +1,190 @@
+"""Liability snapshot files: users' balances as CSV, checked whole and split into one account
+record stream per asset (the Merkle builder's input), framework-free.
+
+The file (docs/liabilities.md, "Snapshot file")::
+
+    account_id,asset,balance
+    u-1001,AAPLx,12.5
+    u-1001,MSFTx,3
+
+UTF-8 (a leading byte-order mark is skipped), LF or CRLF line ends, that exact header, then
+one row per account and asset; no quoting. ``balance`` is a plain decimal in whole tokens,
+converted exactly to the asset's smallest unit: more decimals than the asset has is an error,
+never a rounding. Every bad row is reported with its line number and field; a file with any
+error is rejected whole by the caller, so nothing is built from it.
+
+Each account's nonce is derived, not stored: ``HMAC-SHA256(snapshot_secret, account_id)``
+(``nonce_for``). This module is the reference implementation; the compiled accelerator in
+``audits/core/merkle/_mstnative.c``, when present, must give the same records and errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from audits.core.merkle.format import AMOUNT_LEN
+
+HEADER = b"account_id,asset,balance"
+BOM = b"\xef\xbb\xbf"
+MAX_ACCOUNT_ID_BYTES = 128
+MAX_LINE_BYTES = 4096
+MAX_ERRORS = 1000
+MAX_AMOUNT = (1 << (8 * AMOUNT_LEN)) - 1
+SECRET_BYTES = 32
+
+_BALANCE = re.compile(rb"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
+# C0 controls, DEL and C1 controls: never part of an account id (invisible, and a terminal
+# or a spreadsheet would show them differently from what was hashed).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"line": self.line, "field": self.field, "message": self.message}
+
+
+@dataclass
+class Split:
+    """What ``split_snapshot`` found: rows read, per-asset record counts and totals (smallest
+    units), and the errors (the first ``MAX_ERRORS``, and how many in all)."""
+
+    rows: int = 0
+    accounts: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+
+    def add_error(self, line: int, field_: str, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(RowError(line, field_, message))
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+
+def nonce_for(secret: bytes, account_id: str) -> bytes:
+    """The account's 32-byte nonce in the snapshot whose secret is ``secret``."""
+    return hmac.new(secret, account_id.encode("utf-8"), hashlib.sha256).digest()
+
+
+def parse_balance(text: bytes, decimals: int) -> int:
+    """``text`` (whole tokens, plain decimal) in smallest units; ValueError saying why."""
+    if text.startswith(b"-"):
+        raise ValueError("negative balance")
+    match = _BALANCE.fullmatch(text)
+    if match is None:
+        raise ValueError("not a plain decimal number (digits, optionally one '.')")
+    whole, fraction = match.group(1), match.group(2) or b""
+    if len(fraction) > decimals:
+        raise ValueError(f"more than {decimals} decimal places")
+    value = int(whole + fraction.ljust(decimals, b"0"))
+    if value > MAX_AMOUNT:
+        raise ValueError("too large")
+    return value
+
+
+def _account_id(raw: bytes) -> str:
+    if not raw.strip():
+        raise ValueError("blank")
+    if len(raw) > MAX_ACCOUNT_ID_BYTES:
+        raise ValueError(f"longer than {MAX_ACCOUNT_ID_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not valid UTF-8") from None
+    if _CONTROL.search(text):
+        raise ValueError("contains a control character")
+    if text != text.strip():
+        raise ValueError("has spaces around it")
+    return text
+
+
+def _record(account_id: str, nonce: bytes, amount: int) -> bytes:
+    idb = account_id.encode("utf-8")
+    return len(idb).to_bytes(4, "big") + idb + nonce + amount.to_bytes(AMOUNT_LEN, "big")
+
+
+def split_snapshot(
+    lines: Iterable[bytes],
+    decimals: Mapping[str, int],
+    secret: bytes,
+    sinks: Mapping[str, BinaryIO],
+) -> Split:
+    """Read the snapshot's ``lines`` (bytes, as a binary file iterates them), check every row,
+    and write each good row's account record (k = 1) to its asset's sink.
+
+    ``decimals`` maps each asset code the snapshot may name to its decimals; ``sinks`` has a
+    writable binary file per code. The caller must discard the sinks if the result is not
+    ``ok``. Duplicate (account, asset) rows are errors on the later line.
+    """
+    if len(secret) < 16:
+        raise ValueError("snapshot secret too short")
+    result = Split(accounts={c: 0 for c in decimals}, totals={c: 0 for c in decimals})
+    seen: dict[str, dict[bytes, int]] = {c: {} for c in decimals}
+    number = 0
+    for number, line in enumerate(lines, start=1):
+        if number == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]
+        if len(line) > MAX_LINE_BYTES:
+            result.add_error(number, "line", f"longer than {MAX_LINE_BYTES} bytes")
+            continue
+        body = line.rstrip(b"\n")
+        body = body[:-1] if body.endswith(b"\r") else body
+        if number == 1:
+            if body != HEADER:
+                result.add_error(1, "header", f"expected {HEADER.decode()}")
+            continue
+        result.rows += 1
+        if not body:
+            result.add_error(number, "line", "empty line")
+            continue
+        if b'"' in body:
+            result.add_error(number, "line", "quoted fields are not supported")
+            continue
+        cells = body.split(b",")
+        if len(cells) != 3:
+            result.add_error(number, "line", f"expected 3 fields, found {len(cells)}")
+            continue
+        raw_id, raw_asset, raw_balance = cells
+        try:
+            account_id = _account_id(raw_id)
+        except ValueError as exc:
+            result.add_error(number, "account_id", str(exc))
+            account_id = None
+        code = raw_asset.decode("utf-8", "replace")
+        if code not in decimals:
+            result.add_error(number, "asset", f"unknown asset {code!r}")
+            continue
+        try:
+            amount = parse_balance(raw_balance, decimals[code])
+        except ValueError as exc:
+            result.add_error(number, "balance", str(exc))
+            continue
+        if account_id is None:
+            continue
+        key = hashlib.sha256(raw_id).digest()[:16]
+        first = seen[code].setdefault(key, number)
+        if first != number:
+            result.add_error(number, "account_id", f"duplicate of line {first} for {code}")
+            continue
+        if result.ok:  # once the file is rejected, stop writing what will be discarded
+            sinks[code].write(_record(account_id, nonce_for(secret, account_id), amount))
+        result.accounts[code] += 1
+        result.totals[code] += amount
+    if number == 0:
+        result.add_error(1, "header", f"empty file; expected {HEADER.decode()}")
+    elif number == 1 and result.ok:
+        result.add_error(2, "line", "no rows: a snapshot with no accounts is stated, not uploaded")
+    return result

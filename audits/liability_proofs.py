@@ -1,0 +1,3 @@
+"""Inclusion proofs read from published liability trees (docs/liabilities.md, "Proofs")."""
+
+from __future__ import annotations
