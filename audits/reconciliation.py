@@ -25,11 +25,11 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from audits import eligibility
-from audits.liabilities import latest_trees
 from audits.choices import SupplySource
 from audits.core import market_hours
 from audits.core import reconciliation as core
 from audits.core.statement_formats import PENDING_DELIVERY, SETTLED
+from audits.liabilities import latest_trees
 from audits.market_calendars import clocks_for
 from audits.models import (
     Asset,
@@ -434,9 +434,9 @@ def recompute(reconciliation_id: int) -> Recomputation:
     """Redo a reconciliation from the evidence it references: the statements' stored lines,
     the multiplier history at each statement's as-of, the supply readings' figures, and the
     policy as it was applied. Anything that differs from what was stored is listed."""
-    rec = Reconciliation.objects.select_related(
-        "asset", "liabilities_tree__snapshot"
-    ).get(pk=reconciliation_id)
+    rec = Reconciliation.objects.select_related("asset", "liabilities_tree__snapshot").get(
+        pk=reconciliation_id
+    )
     policy = core.Policy.from_json(rec.policy)
     links = list(rec.statement_links.select_related("statement__custodian").order_by("pk"))
     statement_ids = {link.statement_id: link.statement for link in links}
