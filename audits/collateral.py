@@ -84,9 +84,8 @@ class Collateral:
     def liabilities_as_of(self) -> datetime | None:
         """The as-of of that snapshot (join it in first: see `home_cards`)."""
         rec = self.reconciliation
-        if rec is None or rec.liabilities_tree_id is None:
-            return None
-        return rec.liabilities_tree.snapshot.as_of
+        tree = rec.liabilities_tree if rec is not None else None
+        return tree.snapshot.as_of if tree is not None else None
 
     @property
     def shortfall_bps(self) -> int | None:

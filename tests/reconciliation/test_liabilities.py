@@ -131,7 +131,7 @@ def test_a_snapshot_older_than_the_policy_allows_is_stale(world):
 def test_the_same_snapshot_only_records_a_check_and_a_new_one_is_a_new_reconciliation(world):
     world.backed("1000")
     publish({world.asset: 263 * UNIT}, NOW - timedelta(hours=2))
-    first, rec = run(world)
+    _, rec = run(world)
     again, same = run(world, NOW + timedelta(minutes=1))
     assert not again.created and same.pk == rec.pk and same.checks == 2
     # Same total, new snapshot: new evidence, a new reconciliation naming it.
