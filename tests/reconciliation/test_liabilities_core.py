@@ -8,6 +8,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from audits.core import eligibility as machine
 from audits.core import reconciliation as core
@@ -161,3 +163,20 @@ def test_without_liabilities_the_digest_is_the_one_from_before_liabilities_exist
     # Computed by the code before liability snapshots: an upgrade adds no row per stable
     # asset (the digest matches, so the run only records that it checked).
     assert _digest(None) == "d4e305b8ab91853c659819076fad350b820bee74ba901e425929ed6124cfc04e"
+
+
+amounts = st.decimals(
+    min_value=D("0.000000000000000001"), max_value=D(10) ** 30, places=18, allow_nan=False
+)
+
+
+@given(amounts, amounts)
+def test_coverage_never_flatters(reserves, liabilities):
+    ratio = core.coverage(reserves, liabilities)
+    assert ratio is not None
+    with core.exact_context():
+        assert ratio * liabilities <= reserves
+        assert (ratio + D("0.00000001")) * liabilities > reserves
+    # Undercollateralized exactly when the users hold more than the reserves back.
+    outcome = judge(owed(str(liabilities)), statements=[stmt(str(reserves))], supplies=[sup("0")])
+    assert (outcome.status == "undercollateralized") == (liabilities > reserves)
