@@ -31,6 +31,7 @@ from audits.models import (
     EventCounter,
     ReconciledReading,
     ReconciledStatement,
+    Reconciliation,
 )
 from audits.statements import plain_decimal
 
@@ -55,13 +56,35 @@ def statement_file_name(statement: CustodianStatement) -> str:
     return f"statement-{statement.pk}.{statement.format}"
 
 
+def liability_tree_file_name(snapshot_id: int, code: str) -> str:
+    return f"liabilities-{snapshot_id}-{code}.mst"
+
+
+def _liabilities(rec: Reconciliation) -> dict | None:
+    """The liability snapshot the reconciliation measured the reserves against, or None."""
+    tree = rec.liabilities_tree
+    if tree is None or rec.liabilities is None:
+        return None
+    return {
+        "snapshot": tree.snapshot_id,
+        "as_of": _time(tree.snapshot.as_of),
+        "root_hash": tree.root_hash,
+        # Whole tokens as the reconciliation counted them, and the tree's own integer.
+        "root_sum": plain_decimal(rec.liabilities),
+        "root_sum_units": str(int(tree.root_sum)),
+        "leaf_count": tree.leaf_count,
+        "tree_sha256": tree.file_sha256,
+    }
+
+
 def build_predicate(now: datetime) -> tuple[dict, list[tuple[str, str]]]:
     """The predicate (without `sequence` and `previous`, which `issue` adds under its lock)
     from the latest reconciliation of every active asset, and the subjects: every statement
-    file those reconciliations counted, with its SHA-256. A fixed number of queries."""
+    file and liability tree file those reconciliations counted, with its SHA-256. A fixed
+    number of queries."""
     assets = list(
         Asset.objects.filter(active=True)
-        .select_related("eligibility", "eligibility__latest")
+        .select_related("eligibility", "eligibility__latest__liabilities_tree__snapshot")
         .order_by("code")
     )
     latest_ids = []
@@ -115,7 +138,7 @@ def build_predicate(now: datetime) -> tuple[dict, list[tuple[str, str]]]:
             entry.update(
                 status=None, reserves=None, supply=None, ratio=None, shortfall_bps=None,
                 evidence_as_of=None, reconciled_at=None, multipliers=[], statements=[],
-                supply_readings=[],
+                supply_readings=[], liabilities=None,
             )  # fmt: skip
             entries.append(entry)
             continue
@@ -161,6 +184,10 @@ def build_predicate(now: datetime) -> tuple[dict, list[tuple[str, str]]]:
             )
         if rec.evidence_as_of is not None:
             as_of_values.append(rec.evidence_as_of)
+        liabilities = _liabilities(rec)
+        if liabilities is not None:
+            name = liability_tree_file_name(liabilities["snapshot"], asset.code)
+            subjects[name] = liabilities["tree_sha256"]
         entry.update(
             status=rec.status,
             reserves=_amount(rec.reserves),
@@ -172,6 +199,7 @@ def build_predicate(now: datetime) -> tuple[dict, list[tuple[str, str]]]:
             multipliers=sorted(multipliers, key=Decimal),
             statements=statements,
             supply_readings=readings,
+            liabilities=liabilities,
         )
         entries.append(entry)
     predicate = {

@@ -63,6 +63,8 @@ class ReconciliationStatus(models.TextChoices):
     HEALTHY = "healthy", "Healthy"
     WARNING = "warning", "Warning"
     BREACH = "breach", "Breach"
+    # Users' balances (the published liability snapshot) exceed the reserves.
+    UNDERCOLLATERALIZED = "undercollateralized", "Liabilities exceed reserves"
     STALE = "stale", "Stale evidence"
     UNKNOWN = "unknown", "Unknown"
 

@@ -76,6 +76,18 @@ class Collateral:
         return plain(self.reconciliation.supply) if self.reconciliation else None
 
     @property
+    def liabilities(self) -> Decimal | None:
+        """Users' balances in whole tokens (the published liability snapshot), if counted."""
+        return plain(self.reconciliation.liabilities) if self.reconciliation else None
+
+    @property
+    def liabilities_as_of(self) -> datetime | None:
+        """The as-of of that snapshot (join it in first: see `home_cards`)."""
+        rec = self.reconciliation
+        tree = rec.liabilities_tree if rec is not None else None
+        return tree.snapshot.as_of if tree is not None else None
+
+    @property
     def shortfall_bps(self) -> int | None:
         return self.reconciliation.shortfall_bps if self.reconciliation else None
 
@@ -118,6 +130,8 @@ class Collateral:
         status = self.status
         if status == ReconciliationStatus.STALE:
             return "Evidence too old"
+        if status == ReconciliationStatus.UNDERCOLLATERALIZED:
+            return "NOT fully backed: users' balances exceed reserves"
         if status not in (
             ReconciliationStatus.HEALTHY,
             ReconciliationStatus.WARNING,
@@ -331,7 +345,9 @@ def home_cards(now: datetime | None = None) -> list[Card]:
     now = now or timezone.now()
     start = now - timedelta(days=CHART_DAYS)
     assets = list(
-        with_collateral(Asset.objects.filter(active=True)).select_related("policy").order_by("code")
+        with_collateral(Asset.objects.filter(active=True))
+        .select_related("policy", "eligibility__latest__liabilities_tree__snapshot")
+        .order_by("code")
     )
     markets = market_states({a.mic for a in assets}, now)
     standings = [collateral_of(a, markets[a.mic]) for a in assets]

@@ -49,6 +49,8 @@ def policy_for(asset: Asset) -> Policy:
         healthy_runs_to_unfreeze=row.healthy_runs_to_unfreeze,
         base_haircut_bps=row.base_haircut_bps,
         warning_haircut_step_bps=row.warning_haircut_step_bps,
+        liabilities_required=row.liabilities_required,
+        max_liabilities_age_seconds=int(row.max_liabilities_age.total_seconds()),
     )
 
 

@@ -1,5 +1,5 @@
-"""Reconciliation: gather each asset's evidence, compare reserves with supply
-(`audits.core.reconciliation`), store the result, and move eligibility on.
+"""Reconciliation: gather each asset's evidence, compare reserves with supply and with users'
+balances (`audits.core.reconciliation`), store the result, and move eligibility on.
 
 One run handles a batch of assets in one transaction with their eligibility rows locked, so
 two runs of one asset never interleave and a run killed half-way leaves nothing behind. The
@@ -29,11 +29,13 @@ from audits.choices import SupplySource
 from audits.core import market_hours
 from audits.core import reconciliation as core
 from audits.core.statement_formats import PENDING_DELIVERY, SETTLED
+from audits.liabilities import latest_trees
 from audits.market_calendars import clocks_for
 from audits.models import (
     Asset,
     CustodianStatement,
     Eligibility,
+    LiabilityTree,
     MultiplierChange,
     ReconciledReading,
     ReconciledStatement,
@@ -68,6 +70,9 @@ class Evidence:
     policy: core.Policy
     statements: list[core.StatementEvidence]
     supplies: list[core.SupplyEvidence]
+    #: the tree of the newest published liability snapshot covering the asset, if any
+    tree: LiabilityTree | None = None
+    liabilities: core.LiabilityEvidence | None = None
 
 
 # --------------------------------------------------------------------------- entry points
@@ -144,9 +149,18 @@ def gather(assets: Sequence[Asset], now: datetime) -> dict[int, Evidence]:
         changes[asset_id].append((at, value))
     clocks = clocks_for({a.mic for a in assets})
     supplies = _supplies(assets, now)
+    trees = latest_trees(by_id)
 
     evidence = {
-        a.pk: Evidence(a, eligibility.policy_for(a), [], supplies.get(a.pk, [])) for a in assets
+        a.pk: Evidence(
+            a,
+            eligibility.policy_for(a),
+            [],
+            supplies.get(a.pk, []),
+            trees.get(a.pk),
+            liability_evidence(trees[a.pk], a) if a.pk in trees else None,
+        )
+        for a in assets
     }
     for (_custodian, asset_id), sid in sorted(counting.items()):
         statement = statements.get(sid)
@@ -183,6 +197,18 @@ def _statement_evidence(
         pending_delivery=pending,
         shares_per_token=core.multiplier_at(asset.shares_per_token, changes, statement.as_of),
         sessions_old=sessions_old,
+    )
+
+
+def liability_evidence(tree: LiabilityTree, asset: Asset) -> core.LiabilityEvidence:
+    """A tree (with its snapshot) as the core sees it: the root sum, an integer in the asset's
+    smallest unit, in whole tokens. Shifting the exponent is exact, whatever the decimals."""
+    return core.LiabilityEvidence(
+        snapshot_id=tree.snapshot_id,
+        as_of=tree.snapshot.as_of,
+        root_sum=Decimal(int(tree.root_sum)).scaleb(-asset.decimals),
+        root_hash=tree.root_hash,
+        tree_sha256=tree.file_sha256,
     )
 
 
@@ -261,8 +287,12 @@ def _store(
     current: dict[int, Reconciliation] = {}
     for asset_id, row in rows.items():
         ev = evidence[asset_id]
-        outcome = core.reconcile(ev.asset.code, ev.statements, ev.supplies, ev.policy, now)
-        digest = core.digest(asset_id, ev.policy, ev.statements, ev.supplies, outcome)
+        outcome = core.reconcile(
+            ev.asset.code, ev.statements, ev.supplies, ev.policy, now, ev.liabilities
+        )
+        digest = core.digest(
+            asset_id, ev.policy, ev.statements, ev.supplies, outcome, ev.liabilities
+        )
         if row.latest is not None and row.latest.digest == digest:
             touched.append(row.latest.pk)
             current[asset_id] = row.latest
@@ -277,6 +307,9 @@ def _store(
             supply=outcome.supply,
             ratio=outcome.ratio,
             shortfall_bps=outcome.shortfall_bps,
+            liabilities=outcome.liabilities,
+            coverage=outcome.coverage,
+            liabilities_tree=ev.tree,
             evidence_as_of=outcome.evidence_as_of,
             policy=ev.policy.as_json(),
             digest=digest,
@@ -362,8 +395,9 @@ def _store(
 
 ATTESTATION_TASK = "audits.tasks.issue_attestation"
 _RECONCILIATION_FIELDS = ("asset", "computed_at", "checked_at", "checks", "status", "reason",
-                          "reserves", "supply", "ratio", "shortfall_bps", "evidence_as_of",
-                          "policy", "digest")  # fmt: skip
+                          "reserves", "supply", "ratio", "shortfall_bps", "liabilities",
+                          "coverage", "liabilities_tree", "evidence_as_of", "policy",
+                          "digest")  # fmt: skip
 _STATEMENT_LINK_FIELDS = ("reconciliation", "statement", "settled", "pending_delivery",
                           "shares_per_token", "tokens", "sessions_old")  # fmt: skip
 _READING_LINK_FIELDS = ("reconciliation", "deployment", "reading", "circulating", "confirmed_at",
@@ -400,7 +434,9 @@ def recompute(reconciliation_id: int) -> Recomputation:
     """Redo a reconciliation from the evidence it references: the statements' stored lines,
     the multiplier history at each statement's as-of, the supply readings' figures, and the
     policy as it was applied. Anything that differs from what was stored is listed."""
-    rec = Reconciliation.objects.select_related("asset").get(pk=reconciliation_id)
+    rec = Reconciliation.objects.select_related("asset", "liabilities_tree__snapshot").get(
+        pk=reconciliation_id
+    )
     policy = core.Policy.from_json(rec.policy)
     links = list(rec.statement_links.select_related("statement__custodian").order_by("pk"))
     statement_ids = {link.statement_id: link.statement for link in links}
@@ -429,9 +465,14 @@ def recompute(reconciliation_id: int) -> Recomputation:
         )
     ]
     stored = core.Outcome(
-        rec.status, rec.reason, rec.reserves, rec.supply, rec.ratio, rec.shortfall_bps
+        rec.status, rec.reason, rec.reserves, rec.supply, rec.ratio, rec.shortfall_bps,
+        liabilities=rec.liabilities, coverage=rec.coverage,
+    )  # fmt: skip
+    tree = rec.liabilities_tree
+    liabilities = liability_evidence(tree, rec.asset) if tree is not None else None
+    redone = core.reconcile(
+        rec.asset.code, statements, supplies, policy, rec.computed_at, liabilities
     )
-    redone = core.reconcile(rec.asset.code, statements, supplies, policy, rec.computed_at)
     differences = [
         f"{name}: stored {a}, recomputed {b}"
         for name, a, b in (
@@ -441,6 +482,8 @@ def recompute(reconciliation_id: int) -> Recomputation:
             ("supply", stored.supply, redone.supply),
             ("ratio", stored.ratio, redone.ratio),
             ("shortfall_bps", stored.shortfall_bps, redone.shortfall_bps),
+            ("liabilities", stored.liabilities, redone.liabilities),
+            ("coverage", stored.coverage, redone.coverage),
         )
         if a != b
     ]

@@ -61,8 +61,9 @@ def _table(headers: list[str], rows) -> str:
 
 _RECONCILIATION_FIELDS = (
     "asset", "status_badge", "reason", "computed_at", "checked_at", "checks", "reserves_text",
-    "supply_text", "ratio_text", "shortfall_bps", "evidence_as_of", "policy_applied",
-    "statements_used", "readings_used", "recomputation", "events_caused", "digest",
+    "supply_text", "ratio_text", "shortfall_bps", "liabilities_text", "coverage_text",
+    "evidence_as_of", "policy_applied", "statements_used", "readings_used", "liabilities_used",
+    "recomputation", "events_caused", "digest",
 )  # fmt: skip
 
 
@@ -96,6 +97,26 @@ class ReconciliationAdmin(ReadOnlyAdmin):
     @admin.display(description="supply (tokens)")
     def supply_text(self, obj: Reconciliation) -> str:
         return _num(obj.supply)
+
+    @admin.display(description="users' balances (liabilities, tokens)")
+    def liabilities_text(self, obj: Reconciliation) -> str:
+        return "no liability snapshot" if obj.liabilities is None else _num(obj.liabilities)
+
+    @admin.display(description="coverage (reserves / liabilities)")
+    def coverage_text(self, obj: Reconciliation) -> str:
+        return _num(obj.coverage)
+
+    @admin.display(description="liability snapshot")
+    def liabilities_used(self, obj: Reconciliation) -> str:
+        tree = obj.liabilities_tree
+        if tree is None:
+            return "none"
+        return _table(
+            ["snapshot", "as of", "users' balances (smallest unit)", "accounts", "leaves",
+             "root hash", "tree file SHA-256"],
+            [(f"#{tree.snapshot_id}", _when(tree.snapshot.as_of), str(int(tree.root_sum)),
+              tree.account_count, tree.leaf_count, tree.root_hash, tree.file_sha256)],
+        )  # fmt: skip
 
     @admin.display(description="policy applied")
     def policy_applied(self, obj: Reconciliation) -> str:

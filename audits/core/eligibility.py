@@ -1,6 +1,6 @@
 """The collateral eligibility state machine of one asset, without Django.
 
-    eligible --(breach | stale | unknown, or an admin's manual freeze)--> frozen
+    eligible --(breach | undercollateralized | stale | unknown, or a manual freeze)--> frozen
     frozen --(N consecutive healthy reconciliations AND an admin's approval)--> eligible
 
 At ``warning`` an eligible asset stays eligible; if the policy sets a step, its haircut rises
@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from audits.core.reconciliation import BREACH, HEALTHY, STALE, UNKNOWN, WARNING, Policy
+from audits.core.reconciliation import (
+    BREACH,
+    HEALTHY,
+    STALE,
+    UNDERCOLLATERALIZED,
+    UNKNOWN,
+    WARNING,
+    Policy,
+)
 
 ELIGIBLE, FROZEN = "eligible", "frozen"
 FROZEN_EVENT, UNFROZEN_EVENT, HAIRCUT_EVENT = (
@@ -19,7 +27,8 @@ FROZEN_EVENT, UNFROZEN_EVENT, HAIRCUT_EVENT = (
     "eligibility.unfrozen",
     "eligibility.haircut_changed",
 )
-FREEZING = frozenset({BREACH, STALE, UNKNOWN})
+# Users' balances above the reserves is a breach of backing like a supply shortfall.
+FREEZING = frozenset({BREACH, UNDERCOLLATERALIZED, STALE, UNKNOWN})
 
 
 class TransitionRefused(Exception):

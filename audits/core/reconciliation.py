@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Context, Decimal, localcontext
 from functools import lru_cache
 
 HEALTHY, WARNING, BREACH, STALE, UNKNOWN = "healthy", "warning", "breach", "stale", "unknown"
-STATUSES = (HEALTHY, WARNING, BREACH, STALE, UNKNOWN)
+#: The platform's users hold more tokens (the liability snapshot's root sum) than the
+#: reserves back: a breach of backing of its own, ranked with ``breach``.
+UNDERCOLLATERALIZED = "undercollateralized"
+STATUSES = (HEALTHY, WARNING, UNDERCOLLATERALIZED, BREACH, STALE, UNKNOWN)
 
 #: Places kept for token amounts (the widest token decimals an asset may have).
 TOKEN_PLACES = 36
@@ -40,6 +43,11 @@ class Policy:
     healthy_runs_to_unfreeze: int = 3
     base_haircut_bps: int = 0
     warning_haircut_step_bps: int = 0
+    #: without a published liability snapshot the asset is ``unknown`` (else judged without)
+    liabilities_required: bool = False
+    #: a liability snapshot older than this (clock time: tokens change hands around the
+    #: clock, weekends included) is stale evidence
+    max_liabilities_age_seconds: int = 2 * 86_400
 
     def as_json(self) -> dict:
         return dict(_policy_items(self))
@@ -86,6 +94,18 @@ class SupplyEvidence:
 
 
 @dataclass(frozen=True)
+class LiabilityEvidence:
+    """The asset's tree in the newest published liability snapshot: what the platform's users
+    hold, in whole tokens (the root sum in smallest units over 10**decimals, exactly)."""
+
+    snapshot_id: int
+    as_of: datetime
+    root_sum: Decimal
+    root_hash: str
+    tree_sha256: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     status: str
     reason: str
@@ -96,6 +116,9 @@ class Outcome:
     #: tokens each statement counts for, in the order given
     statement_tokens: tuple[Decimal, ...] = field(default_factory=tuple)
     evidence_as_of: datetime | None = None
+    #: users' balances (whole tokens) and reserves over them, rounded down like the ratio
+    liabilities: Decimal | None = None
+    coverage: Decimal | None = None
 
 
 def exact_context():
@@ -126,6 +149,16 @@ def statement_tokens(evidence: StatementEvidence, policy: Policy) -> Decimal:
         )
 
 
+def coverage(reserves: Decimal | None, liabilities: Decimal | None) -> Decimal | None:
+    """Reserves over users' balances, rounded down; none when either is missing or zero."""
+    if reserves is None or liabilities is None or liabilities <= 0:
+        return None
+    with localcontext(_CONTEXT):
+        return (reserves / liabilities).quantize(
+            Decimal(1).scaleb(-RATIO_PLACES), rounding=ROUND_DOWN
+        )
+
+
 def backing(reserves: Decimal, supply: Decimal) -> tuple[Decimal | None, int]:
     """(ratio rounded down, shortfall in bps rounded up); no ratio when nothing circulates."""
     with localcontext(_CONTEXT):
@@ -144,13 +177,35 @@ def reconcile(
     supplies: Sequence[SupplyEvidence],
     policy: Policy,
     now: datetime,
+    liabilities: LiabilityEvidence | None = None,
 ) -> Outcome:
-    """Compare reserves with supply and say what that means, in words a person can act on.
+    """Compare reserves with supply, and with users' balances when the platform published
+    them, and say what that means, in words a person can act on.
 
-    Order of precedence: supply or reserves that cannot be read are ``unknown``; a shortfall
-    past the breach threshold is a ``breach`` even on old evidence (waiting will not fix it);
-    old evidence is ``stale``; a smaller shortfall is a ``warning``.
+    Order of precedence: supply, reserves or (when the policy requires them) liabilities
+    that cannot be read are ``unknown``; a shortfall past the breach threshold is a
+    ``breach``, and users' balances above the reserves ``undercollateralized``, even on old
+    evidence (waiting will not fix either); old evidence is ``stale``; a smaller shortfall is
+    a ``warning``.
     """
+    outcome = _judge(code, statements, supplies, policy, now, liabilities)
+    if liabilities is None:
+        return outcome
+    return replace(
+        outcome,
+        liabilities=liabilities.root_sum,
+        coverage=coverage(outcome.reserves, liabilities.root_sum),
+    )
+
+
+def _judge(
+    code: str,
+    statements: Sequence[StatementEvidence],
+    supplies: Sequence[SupplyEvidence],
+    policy: Policy,
+    now: datetime,
+    liabilities: LiabilityEvidence | None,
+) -> Outcome:
     tokens = tuple(statement_tokens(s, policy) for s in statements)
     as_of = min((s.as_of for s in statements), default=None)
     unusable = [s for s in supplies if s.circulating is None]
@@ -178,9 +233,18 @@ def reconcile(
         )
     reserves = _sum(tokens)
     ratio, shortfall = backing(reserves, supply)
+    if liabilities is None and policy.liabilities_required:
+        return Outcome(
+            UNKNOWN,
+            "Liabilities unknown: no published liability snapshot of users' balances for "
+            "this asset, and the policy requires one.",
+            reserves, supply, ratio, shortfall, tokens, as_of,
+        )  # fmt: skip
     figures = f"reserves {_plain(reserves)} {code} against supply {_plain(supply)} {code}"
     if ratio is not None:
         figures += f" (ratio {_plain(ratio)})"
+    if liabilities is not None:
+        figures += f" and users' balances {_plain(liabilities.root_sum)} {code}"
     if shortfall >= policy.breach_bps:
         return Outcome(
             BREACH,
@@ -188,7 +252,17 @@ def reconcile(
             f"(breach at {policy.breach_bps} bps).",
             reserves, supply, ratio, shortfall, tokens, as_of,
         )  # fmt: skip
-    stale = _staleness(statements, supplies, policy, now)
+    if liabilities is not None and liabilities.root_sum > reserves:
+        return Outcome(
+            UNDERCOLLATERALIZED,
+            f"Users' balances exceed reserves: the platform's users hold "
+            f"{_plain(liabilities.root_sum)} {code} (liability snapshot "
+            f"#{liabilities.snapshot_id} as of {_when(liabilities.as_of)}) but reserves back "
+            f"only {_plain(reserves)} {code}, short by "
+            f"{_plain(liabilities.root_sum - reserves)} {code}.",
+            reserves, supply, ratio, shortfall, tokens, as_of,
+        )  # fmt: skip
+    stale = _staleness(statements, supplies, policy, now, liabilities)
     if stale:
         return Outcome(
             STALE, f"Evidence too old: {'; '.join(stale)}. Last figures: {figures}.",
@@ -211,6 +285,7 @@ def _staleness(
     supplies: Sequence[SupplyEvidence],
     policy: Policy,
     now: datetime,
+    liabilities: LiabilityEvidence | None = None,
 ) -> list[str]:
     problems = []
     for s in statements:
@@ -232,6 +307,13 @@ def _staleness(
             seen = _when(r.confirmed_at) if r.confirmed_at else "never"
             what = "issuer-reported supply" if r.manual else "supply"
             problems.append(f"{r.chain} {what} last confirmed {seen} (limit {_span(seconds)})")
+    if liabilities is not None:
+        limit = policy.max_liabilities_age_seconds
+        if now - liabilities.as_of > timedelta(seconds=limit):
+            problems.append(
+                f"liability snapshot #{liabilities.snapshot_id} as of "
+                f"{_when(liabilities.as_of)} (limit {_span(limit)})"
+            )
     return problems
 
 
@@ -266,12 +348,13 @@ def digest(
     statements: Sequence[StatementEvidence],
     supplies: Sequence[SupplyEvidence],
     outcome: Outcome,
+    liabilities: LiabilityEvidence | None = None,
 ) -> str:
     """SHA-256 over what a reconciliation used and concluded. Two runs with the same digest
     are the same reconciliation: the later one only records that it checked."""
-    document = {
+    document: dict = {
         "asset": asset_id,
-        "policy": policy.as_json(),
+        "policy": _digest_policy(policy),
         "statements": sorted(
             [
                 s.statement_id,
@@ -297,5 +380,28 @@ def digest(
             outcome.shortfall_bps,
         ],
     }
+    # Only when there are liabilities: an asset without a snapshot keeps the digest it had
+    # before liabilities existed, so an upgrade does not add a row per stable asset.
+    if liabilities is not None:
+        document["liabilities"] = [
+            liabilities.snapshot_id,
+            liabilities.root_hash,
+            str(liabilities.root_sum),
+            liabilities.tree_sha256,
+        ]
+        document["outcome"] += [str(outcome.liabilities), str(outcome.coverage)]
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+_LIABILITY_RULES = ("liabilities_required", "max_liabilities_age_seconds")
+
+
+def _digest_policy(policy: Policy) -> dict:
+    # The liability rules at their defaults are left out, for the same reason as above.
+    default = Policy()
+    return {
+        k: v
+        for k, v in policy.as_json().items()
+        if k not in _LIABILITY_RULES or getattr(default, k) != v
+    }

@@ -130,6 +130,9 @@ def _file_digest(name: str) -> str:
     return digest.hexdigest()
 
 
+LIABILITY_FIELDS = ("snapshot", "as_of", "root_hash", "root_sum_units", "leaf_count", "tree_sha256")
+
+
 def _text(value: Any) -> str:
     """A predicate value for display: strings quoted, anything else as JSON, all escaped."""
     if isinstance(value, str):
@@ -166,7 +169,22 @@ def attestation_report(opts: dict[str, Any]) -> tuple[bool, list[str]]:
         for field in ("status", "eligible", "ratio", "reserves", "supply"):
             if field in asset:
                 shown.append(f"{field} {_text(asset[field])}")
+        liabilities = asset.get("liabilities")
+        if isinstance(liabilities, dict):
+            shown.append(f"liabilities {_text(liabilities.get('root_sum'))}")
         lines.append(" ".join(shown))
+        if isinstance(liabilities, dict):
+            # The tree the reserves were measured against: what a user's proof must reach.
+            lines.append(
+                " ".join(
+                    [f"liabilities: {_text(asset.get('code'))}"]
+                    + [
+                        f"{field} {_text(liabilities[field])}"
+                        for field in LIABILITY_FIELDS
+                        if field in liabilities
+                    ]
+                )
+            )
     prev = predicate["previous"]
     if prev is None:
         lines.append("previous: none (first)")

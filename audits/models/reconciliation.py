@@ -12,6 +12,7 @@ from django.db import models
 
 from audits.choices import ReconciliationStatus
 from audits.models.fields import ExactDecimalField
+from audits.models.liabilities import LiabilityTree
 from audits.models.reference import Asset, TokenDeployment
 from audits.models.statements import CustodianStatement, ImmutableError
 from audits.models.supply import SupplyReading
@@ -83,6 +84,18 @@ class AssetPolicy(models.Model):
         help_text="At warning, raise the haircut by this much instead of freezing "
         "(0: a warning changes nothing but is reported).",
     )
+    liabilities_required = models.BooleanField(
+        "require a liability snapshot",
+        default=False,
+        help_text="Without a published snapshot of users' balances the asset is unknown (and "
+        "frozen). Off: an asset without one is judged on reserves and supply alone.",
+    )
+    max_liabilities_age = models.DurationField(
+        "maximum liability snapshot age",
+        default=timedelta(days=2),
+        help_text="The newest published liability snapshot is stale once its as-of is older "
+        "than this (clock time: tokens change hands at weekends too).",
+    )
 
     class Meta:
         verbose_name = "reconciliation policy"
@@ -149,7 +162,7 @@ class Reconciliation(models.Model):
     )
     checked_at = models.DateTimeField(help_text="The last run that found the same result.")
     checks = models.PositiveIntegerField(default=1)
-    status = models.CharField(max_length=8, choices=ReconciliationStatus.choices)
+    status = models.CharField(max_length=20, choices=ReconciliationStatus.choices)
     reason = models.TextField()
     reserves = ExactDecimalField(
         max_digits=TOKEN_DIGITS, decimal_places=TOKEN_PLACES, null=True, blank=True
@@ -161,6 +174,17 @@ class Reconciliation(models.Model):
         "backing ratio", max_digits=TOKEN_DIGITS, decimal_places=8, null=True, blank=True
     )
     shortfall_bps = models.PositiveBigIntegerField(null=True, blank=True)
+    # Users' balances in whole tokens (the tree's root sum over 10**decimals), and the
+    # reserves over them; null when no published liability snapshot covered the asset.
+    liabilities = ExactDecimalField(
+        max_digits=TOKEN_DIGITS, decimal_places=TOKEN_PLACES, null=True, blank=True
+    )
+    coverage = ExactDecimalField(
+        "reserves / liabilities", max_digits=TOKEN_DIGITS, decimal_places=8, null=True, blank=True
+    )
+    liabilities_tree = models.ForeignKey(
+        LiabilityTree, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     evidence_as_of = models.DateTimeField(
         null=True, blank=True, help_text="The oldest statement as-of the reserves rest on."
     )

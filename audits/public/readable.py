@@ -13,6 +13,7 @@ STATUS_WORDS = {
     "healthy": "Healthy: fully backed",
     "warning": "Warning: reserves slightly short of supply",
     "breach": "Breach: not fully backed",
+    "undercollateralized": "Undercollateralized: users' balances exceed reserves",
     "stale": "Stale: the evidence is too old to say",
     "unknown": "Unknown: some evidence is missing",
     None: "No reconciliation yet",
@@ -31,6 +32,12 @@ def as_percent(ratio: str | None) -> str | None:
     return f"{value:f} %"
 
 
+def _liabilities(entry: dict | None) -> dict | None:
+    if entry is None:
+        return None
+    return {**entry, "as_of_at": when(entry["as_of"])}
+
+
 def predicate_for_people(predicate: dict) -> dict:
     """The predicate with each asset's figures ready to show."""
     ids = {s["custodian_id"] for a in predicate["assets"] for s in a["statements"]}
@@ -44,6 +51,8 @@ def predicate_for_people(predicate: dict) -> dict:
                 "ratio_percent": as_percent(a["ratio"]),
                 "evidence_as_of_at": when(a["evidence_as_of"]),
                 "reconciled_at_at": when(a["reconciled_at"]),
+                # Attestations from before liability snapshots have no such field.
+                "liabilities": _liabilities(a.get("liabilities")),
                 "statements": [
                     {
                         **s,

@@ -27,7 +27,7 @@ from .helpers import (
 ROOT = Path(__file__).resolve().parents[2]
 KEY = seeded_key(1)
 KID = key_id(KEY.public_key())
-LINE = re.compile(r"(attestation|key|asset|previous|evidence): .*|VALID|INVALID: .*")
+LINE = re.compile(r"(attestation|key|asset|liabilities|previous|evidence): .*|VALID|INVALID: .*")
 
 
 def run(*args: str | Path, python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
