@@ -1,4 +1,4 @@
-"""API tokens of custodian users and platform operators: random secrets of which only a SHA-256 hash is stored."""
+"""API tokens of custodian users and platform operators: random secrets, stored hashed only."""
 
 from __future__ import annotations
 
