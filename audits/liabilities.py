@@ -252,7 +252,7 @@ def _check_and_build(snapshot: LiabilitySnapshot, claim: _Claim, scratch: Path) 
         records, tree_path = scratch / f"{index}.rec", scratch / f"{index}.mst"
         with records.open("rb") as source:
             info = build_tree_from_records(
-                iter(lambda s=source: s.read(_RECORD_CHUNK), b""),
+                _read_chunks(source),
                 1,
                 pad_secret,
                 tree_path,
@@ -319,6 +319,11 @@ def _lines(handle: BinaryIO, read: Callable[[int], None]) -> Iterator[bytes]:
         read(done)
     if carry and not skipping:
         yield carry
+
+
+def _read_chunks(source: BinaryIO) -> Iterator[bytes]:
+    while chunk := source.read(_RECORD_CHUNK):
+        yield chunk
 
 
 def _pad_secret(secret: bytes) -> bytes:
