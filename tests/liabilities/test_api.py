@@ -147,3 +147,15 @@ def _as_of():
     from tests.liabilities.conftest import AS_OF
 
     return AS_OF
+
+
+@pytest.mark.django_db
+def test_tokens_only_for_custodian_users_and_operators(django_user_model, operator):
+    from audits import tokens
+
+    plain = django_user_model.objects.create_user("someone", "s@example.com", "pw")
+    with pytest.raises(ValueError, match="platform operators"):
+        tokens.create_token(plain, "no role")
+    _, secret = tokens.create_token(operator, "uploads")
+    assert tokens.authenticate(secret) == operator
+    assert liabilities.is_operator(operator) and not liabilities.is_operator(plain)

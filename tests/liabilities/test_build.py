@@ -264,31 +264,6 @@ def test_failure_is_recorded_without_secret_or_path(operator, django_capture_on_
 
 
 @pytest.mark.django_db
-def test_progress_is_written_while_checking(operator, django_capture_on_commit_callbacks):
-    raw = b"account_id,asset,balance\n" + b"".join(
-        b"user-%07d,AAPLx,%d\n" % (i, i) for i in range(60_000)
-    )
-    with django_capture_on_commit_callbacks(execute=False):
-        snapshot, _ = receive(operator, raw)
-    seen = []
-    original = liabilities._Claim.progress
-
-    def record(self, phase, percent, *, force=False):
-        original(self, phase, percent, force=force)
-        seen.append(LiabilitySnapshot.objects.values_list("phase", "progress").get(pk=snapshot.pk))
-
-    liabilities._Claim.progress = record
-    try:
-        built = liabilities.build(snapshot.pk)
-    finally:
-        liabilities._Claim.progress = original
-    assert built.status == Status.PUBLISHED
-    checking = [p for phase, p in seen if phase == "checking"]
-    assert checking and checking == sorted(checking) and max(checking) > 0
-    assert ("building AAPLx", 0) in seen
-
-
-@pytest.mark.django_db
 def test_latest_trees_picks_newest_published(operator, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         old, _ = receive(operator, GOOD)
@@ -314,3 +289,12 @@ def django_assert_num_queries_ctx(n):
             assert len(self.captured_queries) == n, self.captured_queries
 
     return Ctx(connection)
+
+
+@pytest.mark.django_db
+def test_sweep_runs_every_minute():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(name="sweep liability snapshots")
+    assert task.task == "audits.tasks.sweep_liability_snapshots"
+    assert task.interval.every == 60

@@ -77,15 +77,23 @@ def test_uploaded_snapshot_is_built_by_the_worker(operator_api, start_worker):
     assert "audits.tasks.build_liability_snapshot" in worker.log()
 
 
-def test_worker_killed_mid_build_publishes_nothing_then_sweep_rebuilds(operator, start_worker):
+def test_worker_killed_mid_build_publishes_nothing_then_sweep_rebuilds(
+    operator, operator_api, start_worker
+):
     rows = 250_000
     raw = b"account_id,asset,balance\n" + b"".join(
         b"user-%07d,%s,%d.5\n" % (i, b"AAPLx" if i % 3 else b"MSFTx", i) for i in range(rows)
     )
     first = start_worker()
     snapshot, _ = liabilities.receive(user=operator, chunks=[raw], as_of=timezone.now())
-    # Mid-check: the worker has claimed it and written some progress.
-    wait_for(lambda: _state(snapshot.pk)[0] == "checking" and _state(snapshot.pk)[2] > 0)
+    # Mid-check: the worker has claimed it, and its progress shows in the API.
+    url = f"/api/v1/snapshots/{snapshot.pk}/"
+    seen = wait_for(
+        lambda: (
+            (b := operator_api.get(url).json())["status"] == "checking" and b["progress"] > 0 and b
+        )
+    )
+    assert seen["phase"] == "checking" and 0 < seen["progress"] < 100
     os.kill(first.proc.pid, signal.SIGKILL)
     first.proc.wait(timeout=10)
     spool = liabilities.liability_files.spool_dir()
