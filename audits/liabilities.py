@@ -57,6 +57,8 @@ _PROGRESS_SECONDS = 1.0
 _PROGRESS_STEP = 5
 _READ_CHUNK = 1 << 20
 _RECORD_CHUNK = 1 << 20
+# One open sink per active asset while checking: small buffers, since there may be hundreds.
+_SINK_BUFFER = 1 << 16
 
 
 def is_operator(user) -> bool:
@@ -220,7 +222,7 @@ def _check_and_build(snapshot: LiabilitySnapshot, claim: _Claim, scratch: Path) 
 
     with ExitStack() as stack:
         sinks = {
-            code: stack.enter_context((scratch / f"{i}.rec").open("wb", buffering=_READ_CHUNK))
+            code: stack.enter_context((scratch / f"{i}.rec").open("wb", buffering=_SINK_BUFFER))
             for i, code in enumerate(decimals)
         }
         with liability_files.open_raw(snapshot.raw_name) as handle:

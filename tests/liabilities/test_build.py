@@ -298,3 +298,29 @@ def test_sweep_runs_every_minute():
     task = PeriodicTask.objects.get(name="sweep liability snapshots")
     assert task.task == "audits.tasks.sweep_liability_snapshots"
     assert task.interval.every == 60
+
+
+@pytest.mark.django_db
+def test_line_numbers_survive_long_lines_crlf_and_no_final_newline(
+    operator, django_capture_on_commit_callbacks
+):
+    long_id = b"x" * (3 * 1024 * 1024)  # spans several read chunks; never held whole
+    raw = (
+        b"\xef\xbb\xbfaccount_id,asset,balance\r\n"
+        b"u-1,AAPLx,1\r\n"
+        + long_id + b",AAPLx,1\n"
+        + b"u-2,AAPLx,1\rjunk\n"  # a lone CR is not a line end
+        + b"u-3,AAPLx,2.5"  # no final newline
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=False):
+        snapshot, _ = receive(operator, raw)
+    built = liabilities.build(snapshot.pk)
+    assert built.status == Status.REJECTED
+    assert [(e["line"], e["field"]) for e in built.errors] == [(3, "line"), (4, "balance")]
+
+    good = b"account_id,asset,balance\r\nu-1,AAPLx,1\r\nu-3,AAPLx,2.5"
+    with django_capture_on_commit_callbacks(execute=False):
+        snapshot, _ = receive(operator, good)
+    built = liabilities.build(snapshot.pk)
+    assert built.status == Status.PUBLISHED
+    assert built.trees.get().root_sum == Decimal(35 * 10**17)
