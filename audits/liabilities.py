@@ -396,6 +396,23 @@ def sweep(now: datetime | None = None) -> dict[str, list[int]]:
     return out
 
 
+def retry_failed(snapshot_id: int) -> bool:
+    """Give a ``failed`` snapshot fresh attempts (an admin's decision, once the cause is fixed)
+    and queue its build; False if it was not failed."""
+    with transaction.atomic():
+        retried = LiabilitySnapshot.objects.filter(pk=snapshot_id, status=Status.FAILED).update(
+            status=Status.RECEIVED,
+            attempts=0,
+            failure="",
+            phase="queued",
+            progress=0,
+            claimed_until=timezone.now() + QUEUE_GRACE,
+        )
+        if retried:
+            _queue(snapshot_id)
+    return retried == 1
+
+
 def latest_trees(asset_ids: Iterable[int]) -> dict[int, LiabilityTree]:
     """Each asset's tree from the newest published snapshot that has one (one query)."""
     newest = LiabilityTree.objects.filter(

@@ -49,6 +49,7 @@ class LiabilitySnapshotAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "raw_sha256"]
     list_select_related = ["uploaded_by"]
     date_hierarchy = "as_of"
+    actions = ["retry_failed"]
     fields = _DETAIL_FIELDS
     readonly_fields = _DETAIL_FIELDS
 
@@ -114,6 +115,18 @@ class LiabilitySnapshotAdmin(ReadOnlyAdmin):
 
     def has_add_permission(self, request) -> bool:
         return request.user.has_perm("audits.add_liabilitysnapshot")
+
+    @admin.action(description="Build selected failed snapshots again (fresh attempts)")
+    def retry_failed(self, request, queryset):
+        ids = list(
+            queryset.filter(status=LiabilitySnapshot.Status.FAILED).values_list("pk", flat=True)
+        )
+        retried = [pk for pk in ids if liabilities.retry_failed(pk)]
+        self.message_user(
+            request,
+            f"Queued {len(retried)} failed snapshot(s) for building again; "
+            f"{queryset.count() - len(retried)} selected were not failed and are left as they are.",
+        )
 
     def add_view(self, request, form_url="", extra_context=None):
         return redirect("admin:audits_liabilitysnapshot_upload")

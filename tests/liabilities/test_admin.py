@@ -84,3 +84,23 @@ def test_operator_role_refuses_a_custodian_user(admin_client_, owner, django_use
     # An operator can now be given an API token in the admin.
     token_form = admin_client_.get("/admin/audits/apitoken/add/").content.decode()
     assert f'<option value="{plain.pk}">platform</option>' in token_form
+
+
+@pytest.mark.django_db
+def test_admin_builds_a_failed_snapshot_again(
+    admin_client_, operator, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        snapshot, _ = liabilities.receive(user=operator, chunks=[GOOD], as_of=AS_OF)
+    LiabilitySnapshot.objects.filter(pk=snapshot.pk).update(
+        status="failed", attempts=3, failure="the build was interrupted 3 times"
+    )
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = admin_client_.post(
+            "/admin/audits/liabilitysnapshot/",
+            {"action": "retry_failed", "_selected_action": [snapshot.pk]},
+        )
+    assert response.status_code == 302 and len(queued) == 1
+    snapshot.refresh_from_db()
+    assert (snapshot.status, snapshot.attempts, snapshot.failure) == ("received", 0, "")
+    assert liabilities.build(snapshot.pk).status == "published"
