@@ -29,6 +29,16 @@ def is_admin(user) -> bool:
     )
 
 
+def is_platform_operator(user) -> bool:
+    """True for an active platform operator (liability snapshots) who is not a custodian user."""
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and hasattr(user, "platform_operator")
+        and not hasattr(user, "custodian_link")
+    )
+
+
 def custodian_of(user) -> Custodian | None:
     """The custodian a user acts for, or None for admins and anonymous users."""
     if not user.is_authenticated or not user.is_active:
@@ -76,3 +86,10 @@ class IsCustodianOrAdmin(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_admin(request.user) or custodian_of(request.user) is not None
+
+
+class IsOperatorOrAdmin(BasePermission):
+    """DRF: platform operators and admins (liability snapshots); custodian users never."""
+
+    def has_permission(self, request, view) -> bool:
+        return is_admin(request.user) or is_platform_operator(request.user)

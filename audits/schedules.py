@@ -12,6 +12,7 @@ DEFAULT_SCHEDULES: list[tuple[str, str, int]] = [
     ("reconcile every asset", "audits.tasks.reconcile_all_assets", 60),
     ("deliver due webhooks", "audits.tasks.deliver_due_webhooks", 60),
     ("issue attestation if due", "audits.tasks.issue_attestation", 60),
+    ("sweep liability snapshots", "audits.tasks.sweep_liability_snapshots", 60),
 ]
 
 

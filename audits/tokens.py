@@ -1,4 +1,4 @@
-"""Per-custodian API tokens: random secrets of which only a SHA-256 hash is stored."""
+"""API tokens of custodian users and platform operators: random secrets, stored hashed only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audits.models import ApiToken
-from audits.permissions import custodian_of
+from audits.permissions import custodian_of, is_platform_operator
 
 TOKEN_PREFIX = "por_"  # noqa: S105 - a public marker, not a secret
 # Recording every use would turn each read into a write; once a minute is enough to audit.
@@ -22,9 +22,10 @@ def _hash(secret: str) -> str:
 
 
 def create_token(user, name: str) -> tuple[ApiToken, str]:
-    """Create a token for a custodian user; return it and the secret, which is never stored."""
-    if custodian_of(user) is None:
-        raise ValueError("API tokens are for custodian users only")
+    """Create a token for a custodian user or a platform operator; return it and the secret,
+    which is never stored."""
+    if custodian_of(user) is None and not is_platform_operator(user):
+        raise ValueError("API tokens are for custodian users and platform operators only")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user, name=name, prefix=secret[:12], token_hash=_hash(secret)
@@ -37,7 +38,9 @@ def authenticate(secret: str):
     if not secret.startswith(TOKEN_PREFIX):
         return None
     token = (
-        ApiToken.objects.select_related("user", "user__custodian_link__custodian")
+        ApiToken.objects.select_related(
+            "user", "user__custodian_link__custodian", "user__platform_operator"
+        )
         .filter(token_hash=_hash(secret), revoked_at__isnull=True, user__is_active=True)
         .first()
     )

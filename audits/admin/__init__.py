@@ -2,6 +2,7 @@
 
 from audits.admin import (  # noqa: F401
     attestations,
+    liabilities,
     market_calendars,
     reconciliation,
     reference,

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -394,8 +394,9 @@ class ApiTokenForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Custodian users, and platform operators (liability snapshots).
         self.fields["user"].queryset = get_user_model().objects.filter(
-            custodian_link__isnull=False, is_active=True
+            Q(custodian_link__isnull=False) | Q(platform_operator__isnull=False), is_active=True
         )
 
 
@@ -417,7 +418,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.display(description="custodian")
     def custodian(self, obj: ApiToken):
-        return obj.user.custodian_link.custodian
+        link = getattr(obj.user, "custodian_link", None)
+        return link.custodian if link is not None else "— (platform operator)"
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:

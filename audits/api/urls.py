@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from audits.api import collateral, statements, supply, views
+from audits.api import collateral, liabilities, statements, supply, views
 
 router = DefaultRouter()
 router.register("assets", views.AssetViewSet)
@@ -9,6 +9,7 @@ router.register("custodians", views.CustodianViewSet)
 router.register("chains", views.ChainViewSet)
 router.register("deployments", views.TokenDeploymentViewSet)
 router.register("statements", statements.StatementViewSet, basename="statement")
+router.register("snapshots", liabilities.LiabilitySnapshotViewSet, basename="liability-snapshot")
 router.register("supply-readings", supply.SupplyReadingViewSet, basename="supply-reading")
 
 urlpatterns = [
