@@ -76,3 +76,20 @@ class IsCustodianOrAdmin(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_admin(request.user) or custodian_of(request.user) is not None
+
+
+def is_platform_operator(user) -> bool:
+    """True for an active user with the platform operator role who is not a custodian user."""
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and hasattr(user, "platform_operator")
+        and not hasattr(user, "custodian_link")
+    )
+
+
+class IsPlatformOperator(BasePermission):
+    """DRF: platform operators (who upload liability snapshots) only."""
+
+    def has_permission(self, request, view) -> bool:
+        return is_platform_operator(request.user)
