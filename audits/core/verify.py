@@ -261,7 +261,7 @@ def bundle_report(opts: dict[str, Any]) -> tuple[bool, list[str]]:
 def _run(args: list[str]) -> tuple[bool, list[str]]:
     if args and isinstance(args[0], str) and args[0].startswith("--"):
         return attestation_report(parse_attestation_args(args))
-    if len(args) > 1:
+    if len(args) > 1 and isinstance(args[1], str) and args[1].startswith("--"):
         return bundle_report(parse_bundle_args(args))
     if len(args) != 1:
         raise UsageError(PROOF_USAGE)

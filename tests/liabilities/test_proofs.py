@@ -202,3 +202,24 @@ def test_schema_documents_both_endpoints(client):
     assert bundles["operationId"] == "snapshot_account_bundle"
     example = bundles["responses"]["200"]["content"]["application/json"]["examples"]
     assert next(iter(example.values()))["value"]["format"] == "por-bundle-v1"
+
+
+def test_latest_envelope_route_serves_the_newest_envelope_uncached(client, snapshot):
+    assert client.get("/attestations/latest/envelope.json").status_code == 404
+    attest(snapshot)
+    newest = attest(snapshot, issued_at=PUBLISHED + timedelta(hours=2))
+    response = client.get("/attestations/latest/envelope.json")
+    assert response.status_code == 200
+    assert response.content.decode() == newest.envelope
+    assert response["Cache-Control"] == "no-cache"
+    assert response["Content-Type"] == "application/json"
+
+
+def test_proof_page_is_public_and_loads_its_module(client):
+    response = client.get("/proofs/verify/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert '<script type="module" src="/static/porapp/js/proof-verify.js">' in page
+    assert 'data-latest-url="/attestations/latest/envelope.json"' in page
+    for field in ("bundle-text", "bundle-file"):
+        assert f'<label for="{field}">' in page
