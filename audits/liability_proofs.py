@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from audits import liability_files
 from audits.core.bundle import BUNDLE_FORMAT
-from audits.core.liabilities import nonce_for
+from audits.core.liabilities import MAX_ACCOUNT_ID_BYTES, nonce_for
 from audits.core.merkle import MerkleError, extract_proof
 from audits.models import Attestation, LiabilitySnapshot, LiabilityTree
 
@@ -83,6 +83,12 @@ def bundle(snapshot_id: int, account_id: str) -> dict[str, Any]:
     nonce derived from the snapshot's secret) and the newest attestation naming the roots of
     those trees. NotFound if the snapshot is not published or the account is in no tree."""
     snapshot = _published(snapshot_id)
+    try:
+        encoded = account_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotFound from None
+    if not encoded or len(encoded) > MAX_ACCOUNT_ID_BYTES:  # no snapshot file can hold it
+        raise NotFound
     nonce = nonce_for(bytes(snapshot.secret), account_id)
     proofs = []
     for tree in _trees(snapshot):

@@ -223,3 +223,9 @@ def test_proof_page_is_public_and_loads_its_module(client):
     assert 'data-latest-url="/attestations/latest/envelope.json"' in page
     for field in ("bundle-text", "bundle-file"):
         assert f'<label for="{field}">' in page
+
+
+def test_bundle_of_an_id_no_snapshot_file_can_hold_is_not_found(snapshot):
+    for account_id in ("", "x" * 129, "\ud800"):
+        with pytest.raises(liability_proofs.NotFound):
+            liability_proofs.bundle(snapshot.pk, account_id)

@@ -312,3 +312,18 @@ def test_js_and_python_recompute_proofs_alike(live_server, open_page, made):
     assert verdicts.count("leaf.index must be an integer in [0, 2**2)") == 4  # 4, 1.0, true, 2**70
     assert len(set(verdicts)) >= 20, sorted(set(verdicts))
     assert_clean(page)
+
+
+def test_a_browser_without_web_crypto_cannot_check(live_server, open_page, made):
+    # "Cannot check" is not "Not verified": the bundle was never judged.
+    _, _, bundle = made
+    page = open_page("about:blank")
+    page.add_init_script(
+        "Object.defineProperty(Crypto.prototype, 'subtle', {get: () => undefined})"
+    )
+    page.goto(f"{live_server.url}/proofs/verify/")
+    verdict, text = paste(page, bundle)
+    assert verdict == "unsupported", text
+    assert text.startswith("Cannot check in this browser") and "no Web Crypto here" in text
+    assert "Not verified" not in text
+    assert_clean(page)

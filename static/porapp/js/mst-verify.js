@@ -6,7 +6,7 @@
 // Objects come from dsse-verify.js's parseJson, which reads JSON as Python's json.loads does
 // (floats kept apart as JsonFloat, large integers as BigInt, null-prototype objects).
 
-import { JsonFloat } from "./dsse-verify.js";
+import { JsonFloat, VerifyError } from "./dsse-verify.js";
 
 export const FORMAT = "por-mst-v1";
 export const BUNDLE_FORMAT = "por-bundle-v1";
@@ -89,7 +89,10 @@ function u32be(n) {
 
 async function sha256(bytes) {
   const subtle = globalThis.crypto && globalThis.crypto.subtle;
-  if (!subtle) throw new BundleError("this browser offers no Web Crypto here (the page must be served over HTTPS)");
+  if (!subtle) {
+    // No verdict: the bundle was never judged.
+    throw new VerifyError("this browser offers no Web Crypto here (the page must be served over HTTPS), so it cannot check proofs", "unsupported");
+  }
   return new Uint8Array(await subtle.digest("SHA-256", bytes));
 }
 

@@ -63,6 +63,7 @@ async function check(form, text) {
     checked = await checkBundle(bundle);
   } catch (err) {
     if (err instanceof BundleError) throw new Failed("Recomputing your proofs", err.reason);
+    if (err instanceof VerifyError) throw new Failed("Recomputing your proofs", err.reason, err.kind);
     throw err;
   }
   const [url, which] = envelopeUrl(form, bundle);
