@@ -24,6 +24,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 # A bundle carries the account's nonce: the one thing that keeps the account hash private.
 PRIVATE = "no-store"
 
+EXAMPLE_HASH = "4e4b802e1d67920776582ce80caa15dc9f6be73b97fde8c4e069165fa40671d2"
 PROOF_EXAMPLE = {
     "format": "por-mst-v1",
     "snapshot": "12",
@@ -34,7 +35,7 @@ PROOF_EXAMPLE = {
     },
     "leaf": {
         "index": 1,
-        "account_hash": "4e4b802e1d67920776582ce80caa15dc9f6be73b97fde8c4e069165fa40671d2",
+        "account_hash": EXAMPLE_HASH,
         "balances": ["12000000"],
     },
     "path": [
@@ -50,7 +51,7 @@ PROOF_EXAMPLE = {
 }
 PROOFS_EXAMPLE = {
     "snapshot": {"id": 12, "as_of": "2026-11-28T21:00:00Z"},
-    "account_hash": PROOF_EXAMPLE["leaf"]["account_hash"],  # type: ignore[index]
+    "account_hash": EXAMPLE_HASH,
     "proofs": [PROOF_EXAMPLE],
 }
 BUNDLE_EXAMPLE = {

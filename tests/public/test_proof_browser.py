@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from audits import liability_proofs
-from audits.core.bundle import BundleInvalid, check_bundle
+from audits.core.bundle import BundleInvalid, check_attested, check_bundle
 from audits.core.merkle import verify_proof
 from tests.liabilities.trees import KID, attest, liability_storage, publish
 from tests.webpage import DESKTOP, PHONE, assert_clean, axe, no_sideways_scroll, serious
@@ -326,4 +326,69 @@ def test_a_browser_without_web_crypto_cannot_check(live_server, open_page, made)
     assert verdict == "unsupported", text
     assert text.startswith("Cannot check in this browser") and "no Web Crypto here" in text
     assert "Not verified" not in text
+    assert_clean(page)
+
+
+JS_ATTESTED = """async ([bundleText, predicates]) => {
+  const d = await import('/static/porapp/js/dsse-verify.js');
+  const m = await import('/static/porapp/js/mst-verify.js');
+  const checked = await m.checkBundle(d.parseJson(bundleText));
+  return predicates.map((text) => {
+    try {
+      const found = m.checkAttested(checked.snapshotId, checked.proofs, d.parseJson(text));
+      return ['VALID', found.map((i) => `${i.code} ${i.balance} ${i.total} ${i.decimals}`)];
+    } catch (err) {
+      return [err instanceof m.BundleError ? err.reason : 'JS ERROR ' + err, []];
+    }
+  });
+}"""
+
+
+def test_js_and_python_compare_roots_with_the_attestation_alike(live_server, open_page, made):
+    snapshot, attestation, bundle = made
+    predicate = json.loads(attestation.payload)["predicate"]
+
+    def edit(change) -> str:
+        p = copy.deepcopy(predicate)
+        change(p)
+        return json.dumps(p)
+
+    def liabilities(n, **fields):
+        return lambda p: p["assets"][n]["liabilities"].update(fields)
+
+    texts = [json.dumps(predicate)] + [
+        edit(change)
+        for change in (
+            liabilities(0, root_sum=int(predicate["assets"][0]["liabilities"]["root_sum"])),
+            liabilities(0, root_hash="ab" * 32),
+            liabilities(1, root_sum="1500008"),
+            liabilities(1, root_sum="01500007"),
+            liabilities(1, root_sum=-1),
+            liabilities(1, root_sum=1.5),
+            liabilities(0, snapshot=str(snapshot.pk)),
+            liabilities(0, snapshot=snapshot.pk + 1),
+            liabilities(0, snapshot=True),
+            lambda p: p["assets"][1].update(liabilities=None),
+            lambda p: p["assets"][1].pop("liabilities"),
+            lambda p: p["assets"].append(p["assets"][0]),
+            lambda p: p["assets"].pop(),
+            lambda p: p.update(assets={}),
+        )
+    ]
+    _, _, checked = check_bundle(bundle)
+    python = []
+    for text in texts:
+        try:
+            found = check_attested(str(snapshot.pk), checked, json.loads(text))
+        except BundleInvalid as exc:
+            python.append([exc.reason, []])
+            continue
+        python.append(["VALID", [f"{i.code} {i.balance} {i.total} {i.decimals}" for i in found]])
+    page = open_page(f"{live_server.url}/proofs/verify/")
+    js = page.evaluate(JS_ATTESTED, [json.dumps(bundle), texts])
+    assert [j for j, p in zip(js, python, strict=True) if j != p] == []
+    verdicts = [p[0] for p in python]
+    assert verdicts[:3] == ["VALID", "VALID", python[2][0]]
+    assert python[0][1] == ["AAPLx 12000000 263000003 6", "MSFTx 1500000 1500007 6"]
+    assert len(set(verdicts)) == 6, verdicts
     assert_clean(page)
