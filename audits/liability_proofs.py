@@ -8,6 +8,7 @@ Only published snapshots are served; anything else is "not found", like an unkno
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -29,20 +30,61 @@ class NotFound(Exception):
     """No published snapshot of that id, or the account is in none of its trees."""
 
 
-def _published(snapshot_id: int) -> LiabilitySnapshot:
-    snapshot = LiabilitySnapshot.objects.filter(
-        pk=snapshot_id, status=LiabilitySnapshot.Status.PUBLISHED
-    ).first()
-    if snapshot is None:
+def _time(value) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class _Tree:
+    code: str
+    file_name: str
+    file_sha256: str
+
+
+@dataclass(frozen=True)
+class _Published:
+    summary: dict[str, Any]
+    trees: tuple[_Tree, ...]
+
+
+# A published snapshot and its trees never change (published is final, trees are protected
+# from deletion, files are content-addressed), so each process remembers them: a proof then
+# costs no query at all, only the reads of the tree file. Snapshots not yet published are
+# never remembered.
+_PUBLISHED: dict[int, _Published] = {}
+_REMEMBER = 64
+
+
+def forget() -> None:
+    """Drop what this process remembers (tests whose database ids start over)."""
+    _PUBLISHED.clear()
+
+
+def _published(snapshot_id: int) -> _Published:
+    known = _PUBLISHED.get(snapshot_id)
+    if known is not None:
+        return known
+    rows = list(
+        LiabilityTree.objects.filter(
+            snapshot_id=snapshot_id, snapshot__status=LiabilitySnapshot.Status.PUBLISHED
+        )
+        .select_related("asset", "snapshot")
+        .order_by("asset__code")
+    )
+    if not rows:  # a published snapshot always has a tree: the builder refuses empty ones
         raise NotFound
-    return snapshot
+    snapshot = rows[0].snapshot
+    known = _Published(
+        {"id": snapshot.pk, "as_of": _time(snapshot.as_of)},
+        tuple(_Tree(t.asset.code, t.file_name, t.file_sha256) for t in rows),
+    )
+    if len(_PUBLISHED) >= _REMEMBER:
+        _PUBLISHED.pop(next(iter(_PUBLISHED)))
+    _PUBLISHED[snapshot_id] = known
+    return known
 
 
-def _trees(snapshot: LiabilitySnapshot) -> list[LiabilityTree]:
-    return list(snapshot.trees.select_related("asset").order_by("asset__code"))
-
-
-def _extract(tree: LiabilityTree, **where: Any) -> dict[str, Any] | None:
+def _extract(tree: _Tree, **where: Any) -> dict[str, Any] | None:
     path = liability_files.local_tree(tree.file_name, tree.file_sha256)
     try:
         return extract_proof(path, **where)
@@ -56,42 +98,39 @@ def proofs_by_hash(snapshot_id: int, account_hash_hex: str) -> list[dict[str, An
     """One ``por-mst-v1`` proof (without the account block) per asset tree of the published
     snapshot holding ``account_hash_hex`` (64 hex digits), by asset code; [] if none."""
     try:
-        snapshot = _published(snapshot_id)
+        published = _published(snapshot_id)
     except NotFound:
         return []
     wanted = bytes.fromhex(account_hash_hex)
     proofs = []
-    for tree in _trees(snapshot):
+    for tree in published.trees:
         proof = _extract(tree, account_hash_=wanted)
         if proof is not None:
             proofs.append(proof)
     return proofs
 
 
-def _time(value) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def snapshot_summary(snapshot_id: int) -> dict[str, Any]:
     """{id, as_of} of a published snapshot; NotFound otherwise."""
-    snapshot = _published(snapshot_id)
-    return {"id": snapshot.pk, "as_of": _time(snapshot.as_of)}
+    return dict(_published(snapshot_id).summary)
 
 
 def bundle(snapshot_id: int, account_id: str) -> dict[str, Any]:
     """The user's ``por-bundle-v1``: every asset's proof with the account block (id and the
     nonce derived from the snapshot's secret) and the newest attestation naming the roots of
     those trees. NotFound if the snapshot is not published or the account is in no tree."""
-    snapshot = _published(snapshot_id)
+    published = _published(snapshot_id)
     try:
         encoded = account_id.encode("utf-8")
     except UnicodeEncodeError:
         raise NotFound from None
     if not encoded or len(encoded) > MAX_ACCOUNT_ID_BYTES:  # no snapshot file can hold it
         raise NotFound
+    # The secret is read for this request only: it is never remembered.
+    snapshot = LiabilitySnapshot.objects.only("secret", "published_at").get(pk=snapshot_id)
     nonce = nonce_for(bytes(snapshot.secret), account_id)
     proofs = []
-    for tree in _trees(snapshot):
+    for tree in published.trees:
         proof = _extract(tree, account_id=account_id, nonce=nonce)
         if proof is not None:
             proofs.append(proof)
@@ -99,7 +138,7 @@ def bundle(snapshot_id: int, account_id: str) -> dict[str, Any]:
         raise NotFound
     return {
         "format": BUNDLE_FORMAT,
-        "snapshot": {"id": snapshot.pk, "as_of": _time(snapshot.as_of)},
+        "snapshot": dict(published.summary),
         "account": {"id": account_id, "nonce": nonce.hex()},
         "proofs": proofs,
         "attestation": attestation_reference(snapshot, proofs),

@@ -229,3 +229,16 @@ def test_bundle_of_an_id_no_snapshot_file_can_hold_is_not_found(snapshot):
     for account_id in ("", "x" * 129, "\ud800"):
         with pytest.raises(liability_proofs.NotFound):
             liability_proofs.bundle(snapshot.pk, account_id)
+
+
+def test_a_published_snapshot_is_read_once_per_process(snapshot, django_assert_num_queries):
+    wanted = hash_of(snapshot, "u-2")
+    with django_assert_num_queries(1):
+        first = liability_proofs.proofs_by_hash(snapshot.pk, wanted)
+    with django_assert_num_queries(0):
+        assert liability_proofs.proofs_by_hash(snapshot.pk, wanted) == first
+        assert liability_proofs.snapshot_summary(snapshot.pk)["id"] == snapshot.pk
+    # Not published (yet): asked again every time.
+    with django_assert_num_queries(2):
+        assert liability_proofs.proofs_by_hash(snapshot.pk + 1, wanted) == []
+        assert liability_proofs.proofs_by_hash(snapshot.pk + 1, wanted) == []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
-from audits import liability_files
+from audits import liability_files, liability_proofs
 from audits.core import attestation as core
 from audits.core.liabilities import nonce_for
 from audits.core.merkle import Asset as TreeAsset
@@ -49,7 +49,10 @@ def liability_storage(settings, tmp_path):
         },
     }
     settings.LIABILITY_CACHE_DIR = tmp_path / "tree-cache"
-    return tmp_path
+    # Snapshot ids start over with the test database: forget the last test's snapshots.
+    liability_proofs.forget()
+    yield tmp_path
+    liability_proofs.forget()
 
 
 def asset(code: str, decimals: int = 6) -> Asset:
