@@ -93,3 +93,10 @@ class IsOperatorOrAdmin(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_admin(request.user) or is_platform_operator(request.user)
+
+
+class IsPlatformOperator(BasePermission):
+    """DRF: platform operators (who upload liability snapshots) only."""
+
+    def has_permission(self, request, view) -> bool:
+        return is_platform_operator(request.user)

@@ -21,6 +21,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("portal/", include("audits.portal.urls")),
     path("attestations/", include("audits.public.urls")),
+    path("proofs/", include("audits.public.proof_urls")),
     path("api/v1/", include("audits.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as its own response (?script=), so the

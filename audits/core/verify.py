@@ -1,6 +1,8 @@
 """Standalone offline verifier for proofs and signed attestations.
 
 ``python -m audits.verify PROOF.json`` checks a liability proof;
+``python -m audits.verify BUNDLE.json --attestation ENVELOPE.json --keys JWKS.json
+[--previous PREV.json]`` checks a user's proof bundle against a signed attestation;
 ``python -m audits.verify --attestation ENVELOPE.json --keys JWKS.json [--previous PREV.json]
 [--evidence FILE ...]`` checks a signed attestation, its key, its chain link and evidence files.
 
@@ -24,9 +26,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from audits.core.attestation import AttestationInvalid, subject_names_for, verify
+from audits.core.bundle import BundleInvalid, check_attested, check_bundle, plain_amount
 from audits.core.merkle.proof import VerifyResult, format_amount, verify_proof
 
 PROOF_USAGE = "usage: python -m audits.verify PROOF.json"
+BUNDLE_USAGE = (
+    "usage: python -m audits.verify BUNDLE.json --attestation ENVELOPE.json --keys JWKS.json"
+    " [--previous PREV.json]"
+)
 ATTESTATION_USAGE = (
     "usage: python -m audits.verify --attestation ENVELOPE.json --keys JWKS.json"
     " [--previous PREV.json] [--evidence FILE ...]"
@@ -206,9 +213,74 @@ def attestation_report(opts: dict[str, Any]) -> tuple[bool, list[str]]:
     return True, lines
 
 
+def parse_bundle_args(args: list[str]) -> dict[str, Any]:
+    """BUNDLE.json, then the attestation options (no evidence files: the bundle is the file)."""
+    try:
+        opts = parse_attestation_args(args[1:])
+    except UsageError:
+        raise UsageError(BUNDLE_USAGE) from None
+    if opts["evidence"]:
+        raise UsageError(BUNDLE_USAGE)
+    return {**opts, "bundle": args[0]}
+
+
+def bundle_report(opts: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Verify a proof bundle: every proof recomputed from the account block, the attestation
+    verified, and every root the one it attests for the bundle's snapshot.
+
+    Balances are shown only once their proof recomputed; "included" lines only once the
+    attestation verified and named their root.
+    """
+    lines: list[str] = []
+    try:
+        bundle = _read_json(opts["bundle"], "bundle")
+    except AttestationInvalid as exc:
+        return False, [f"INVALID: {escaped(exc.reason)}"]
+    try:
+        snapshot_id, account_id, checked = check_bundle(bundle)
+    except BundleInvalid as exc:
+        return False, [f"INVALID: {escaped(exc.reason)}"]
+    lines.append(f"snapshot: {quoted(snapshot_id)}")
+    lines.append(f"account:  {quoted(account_id)}")
+    for proof in checked:
+        r = proof.result
+        for (code, dec), bal in zip(r.assets, r.balances, strict=True):
+            lines.append(f"balance:  {format_amount(bal, dec)} {quoted(code)} (proof recomputed)")
+    try:
+        envelope = _read_json(opts["attestation"], "attestation")
+        jwks = _read_json(opts["keys"], "keys")
+        previous = None
+        if opts["previous"] is not None:
+            previous = _read_json(opts["previous"], "previous attestation")
+        verified = verify(envelope, jwks, previous=previous)
+    except AttestationInvalid as exc:
+        lines.append(f"INVALID: attestation: {escaped(exc.reason)}")
+        return False, lines
+    predicate = verified.statement["predicate"]
+    lines.append(
+        f"attestation: sequence {predicate['sequence']}, issued {escaped(predicate['issued_at'])}"
+        f", key {quoted(verified.keyid)}"
+    )
+    try:
+        included = check_attested(snapshot_id, checked, predicate)
+    except BundleInvalid as exc:
+        lines.append(f"INVALID: {escaped(exc.reason)}")
+        return False, lines
+    for item in included:
+        lines.append(
+            f"included: {plain_amount(item.balance, item.decimals)} {quoted(item.code)} in total"
+            f" liabilities of {plain_amount(item.total, item.decimals)} {quoted(item.code)}"
+            f" (root {item.root_hash})"
+        )
+    lines.append("VALID")
+    return True, lines
+
+
 def _run(args: list[str]) -> tuple[bool, list[str]]:
     if args and isinstance(args[0], str) and args[0].startswith("--"):
         return attestation_report(parse_attestation_args(args))
+    if len(args) > 1 and isinstance(args[1], str) and args[1].startswith("--"):
+        return bundle_report(parse_bundle_args(args))
     if len(args) != 1:
         raise UsageError(PROOF_USAGE)
     return _verify_file(args[0])

@@ -5,7 +5,7 @@ the stored bytes, unchanged."""
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
@@ -84,6 +84,25 @@ def attestation_payload(request, sequence: int):
         "application/vnd.in-toto+json",
         f"porapp-attestation-{sequence}.payload.json",
     )
+
+
+@require_GET
+def attestation_latest_envelope(request):
+    """The newest envelope, for the proof page; it changes with every attestation."""
+    newest = attestations.latest()
+    if newest is None:
+        raise Http404("no attestation has been issued yet")
+    response = _download(
+        newest.envelope, "application/json", f"porapp-attestation-{newest.sequence}.dsse.json"
+    )
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+@require_GET
+def proof_verify(request):
+    """Check a proof bundle the user holds, in their browser; nothing is sent here."""
+    return render(request, "public/proof_verify.html")
 
 
 @require_GET
