@@ -360,9 +360,7 @@ def test_js_and_python_compare_roots_with_the_attestation_alike(live_server, ope
     texts = [json.dumps(predicate)] + [
         edit(change)
         for change in (
-            liabilities(
-                0, root_sum_units=int(predicate["assets"][0]["liabilities"]["root_sum_units"])
-            ),
+            liabilities(0, root_sum_units=int(attested_units)),
             liabilities(0, root_hash="ab" * 32),
             liabilities(1, root_sum_units="1500008"),
             liabilities(1, root_sum_units="01500007"),
