@@ -32,6 +32,8 @@ from audits.models import (
     CustodianStatement,
     CustodianUser,
     ExcludedAddress,
+    LiabilitySnapshot,
+    PlatformOperator,
     TokenDeployment,
 )
 from audits.supply import tokens_to_raw
@@ -108,6 +110,13 @@ def ensure_user(
     if custodian is not None:
         CustodianUser.objects.update_or_create(user=user, defaults={"custodian": custodian})
     return Credentials(username, password)
+
+
+def ensure_operator(credentials_file: Path) -> Credentials:
+    """The demo platform operator's login (uploads the users' balances)."""
+    creds = ensure_user("platform", credentials_file, staff=False)
+    PlatformOperator.objects.get_or_create(user=get_user_model().objects.get(username="platform"))
+    return creds
 
 
 # --- Demo statements -------------------------------------------------------------------------
@@ -329,26 +338,41 @@ DEMO_ACCOUNTS = [
 ]
 
 
-def write_demo_proof(var_dir: Path) -> Path:
-    """Build a liability tree of demo users and write alice's inclusion proof as JSON."""
+#: The asset order of DEMO_ACCOUNTS' balances.
+DEMO_ACCOUNT_CODES = ("AAPLx", "MSFTx", "SPYx", "QQQx")
+#: The demo user whose bundle `make demo` writes for the README's walkthrough.
+DEMO_BUNDLE_ACCOUNT = DEMO_ACCOUNTS[0][0]
+
+
+def demo_liabilities_csv() -> bytes:
+    """The platform's snapshot of its demo users' balances (docs/liabilities.md format)."""
+    rows = ["account_id,asset,balance"]
+    for account, balances in DEMO_ACCOUNTS:
+        rows += [
+            f"{account},{code},{whole}"
+            for code, whole in zip(DEMO_ACCOUNT_CODES, balances, strict=True)
+            if whole
+        ]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def publish_demo_liabilities(operator, var_dir: Path, as_of: datetime | None = None) -> Path:
+    """Upload the demo users' balances as the platform operator, build the trees now (as the
+    worker would), and write one user's proof bundle to hand to them, as a platform does.
+    Run again with the same evidence, it finds the snapshot already published."""
     import json
 
-    from audits.core import merkle
+    from audits import liabilities, liability_proofs
 
-    unit = 10**18
-    assets = [merkle.Asset(code, decimals) for code, _, _, _, decimals in ASSETS]
-    accounts = [
-        (account, secrets.token_bytes(32), [whole * unit for whole in balances])
-        for account, balances in DEMO_ACCOUNTS
-    ]
-    tree = var_dir / "demo-liabilities.tree"
-    merkle.build_tree(
-        accounts, len(assets), secrets.token_bytes(32), tree, snapshot="demo", assets=assets
+    snapshot, _ = liabilities.receive(
+        user=operator, chunks=[demo_liabilities_csv()], as_of=as_of or demo_as_of()
     )
-    account, nonce, _ = accounts[0]
-    proof = merkle.extract_proof(tree, account_id=account, nonce=nonce)
-    out = var_dir / "demo-proof-alice.json"
-    out.write_text(json.dumps(proof, indent=2) + "\n")
+    snapshot = liabilities.build(snapshot.pk)
+    if snapshot.status != LiabilitySnapshot.Status.PUBLISHED:
+        raise RuntimeError(f"demo liability snapshot #{snapshot.pk} is {snapshot.status}")
+    bundle = liability_proofs.bundle(snapshot.pk, DEMO_BUNDLE_ACCOUNT)
+    out = var_dir / "demo-bundle-alice.json"
+    out.write_text(json.dumps(bundle, indent=2) + "\n")
     return out
 
 

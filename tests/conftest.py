@@ -11,6 +11,15 @@ from audits.models import Custodian, CustodianUser
 pytest_plugins = ["tests.webpage"]
 
 
+@pytest.fixture(autouse=True)
+def _forget_published_snapshots():
+    """The proof service remembers published snapshots by id for the life of a process; a
+    test's rolled-back database gives the next test the same ids for other snapshots."""
+    from audits import liability_proofs
+
+    liability_proofs.forget()
+
+
 @pytest.fixture
 def demo(db):
     """The demo reference data set."""

@@ -7,10 +7,11 @@ from django.core.management.base import BaseCommand
 from audits.demo import (
     CUSTODIANS,
     demo_token,
+    ensure_operator,
     ensure_user,
     load_demo_data,
     load_demo_statements,
-    write_demo_proof,
+    publish_demo_liabilities,
     write_logins,
 )
 from audits.models import Custodian
@@ -33,6 +34,7 @@ class Command(BaseCommand):
                     custodian=custodian,
                 )
             )
+        creds.append(ensure_operator(settings.VAR_DIR / "demo-platform.txt"))
         loaded = load_demo_statements(settings.VAR_DIR)
         custodian1 = get_user_model().objects.get(username="custodian1")
         token = demo_token(custodian1, settings.VAR_DIR / "demo-custodian1-token.txt")
@@ -44,11 +46,13 @@ class Command(BaseCommand):
         self.stdout.write(f"  (also in {_shown(logins)})")
         for statement in loaded:
             self.stdout.write(f"  statement #{statement.pk}: {statement}")
-        proof = write_demo_proof(settings.VAR_DIR)
-        shown = _shown(proof)
+        operator = get_user_model().objects.get(username="platform")
+        bundle = publish_demo_liabilities(operator, settings.VAR_DIR)
+        shown = _shown(bundle)
         self.stdout.write(
-            f"  a user's liability proof: {shown}; check it offline with: "
-            f"python -m audits.verify {shown}"
+            f"  users' balances published; alice's proof bundle: {shown} (check it at "
+            "/proofs/verify/, or offline against an attestation: python -m audits.verify "
+            f"{shown} --attestation A.json --keys jwks.json)"
         )
 
 
