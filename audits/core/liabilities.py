@@ -254,7 +254,8 @@ def split_reference(
     around it: the first problem found), and independently the asset (an unknown code, matched
     on its exact bytes) or, for a known asset, the balance; so a row may have two errors, the
     account id's first. A good row whose (account id, asset) came before is an error naming
-    the first line. Errors are in line order; the first ``MAX_ERRORS`` are kept and all are
+    the first line; then a row that would take its asset's total past ``MAX_AMOUNT`` (the
+    tree's root sum could not hold it) is an error, and not counted. Errors are in line order; the first ``MAX_ERRORS`` are kept and all are
     counted. A file without lines, or with a header and no rows, is an error too.
     """
     if len(secret) < 16:
@@ -307,6 +308,9 @@ def split_reference(
         first = seen[code].setdefault(key, number)
         if first != number:
             result.add_error(number, "account_id", f"duplicate of line {first} for {code}")
+            continue
+        if result.totals[code] + amount > MAX_AMOUNT:  # the tree's root sum has 16 bytes
+            result.add_error(number, "balance", f"takes the {code} total past 2**128 - 1 units")
             continue
         if result.ok:  # once the file is rejected, stop writing what will be discarded
             sinks[code].write(_record(account_id, nonce_for(secret, account_id), amount))

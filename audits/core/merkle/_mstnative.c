@@ -1015,8 +1015,7 @@ typedef struct {
     uint64_t carry_len;     /* its length so far (may exceed what is stored) */
     uint64_t number, rows, error_count;
     uint64_t *accounts;
-    u128 *total_lo;
-    uint64_t *total_hi;     /* carries past 2**128: totals are exact, like Python ints */
+    u128 *total;            /* never past 2**128 - 1: a row that would take it there is refused */
     dup_table *seen;
     byte_buf *out;
     split_error *errors;
@@ -1267,6 +1266,11 @@ static void split_line(Splitter *s, const unsigned char *p, size_t stored, uint6
                   (int)s->code_len[a], (const char *)s->codes[a]);
         return;
     }
+    if (s->total[a] + amount < amount) {  /* the tree's root sum must fit its 16 bytes */
+        add_error(s, number, F_BALANCE, "takes the %.*s total past 2**128 - 1 units",
+                  (int)s->code_len[a], (const char *)s->codes[a]);
+        return;
+    }
     if (s->error_count == 0) {  /* a rejected file's records would only be discarded */
         unsigned char head[4], tail[NONCE_LEN + AMOUNT_LEN];
         put_be32(head, (uint32_t)id_len);
@@ -1278,9 +1282,7 @@ static void split_line(Splitter *s, const unsigned char *p, size_t stored, uint6
             s->nomem = 1;
     }
     s->accounts[a]++;
-    u128 before = s->total_lo[a];
-    s->total_lo[a] += amount;
-    if (s->total_lo[a] < before) s->total_hi[a]++;
+    s->total[a] += amount;
 }
 
 /* Everything in data: complete lines are split in place, a partial one is carried over. */
@@ -1367,9 +1369,8 @@ static PyObject *totals_list(Splitter *s) {
     PyObject *list = PyList_New(s->k);
     if (!list) return NULL;
     for (Py_ssize_t a = 0; a < s->k; a++) {
-        unsigned char be[24];  /* hi (8 bytes) || lo (16 bytes), big-endian */
-        put_be64(be, s->total_hi[a]);
-        put_be128(be + 8, s->total_lo[a]);
+        unsigned char be[AMOUNT_LEN];
+        put_be128(be, s->total[a]);
         PyObject *v = _PyLong_FromByteArray(be, sizeof be, 0, 0);
         if (!v) { Py_DECREF(list); return NULL; }
         PyList_SET_ITEM(list, a, v);
@@ -1426,10 +1427,10 @@ static void splitter_free(Splitter *s) {
     }
     for (size_t e = 0; e < s->n_errors; e++) free(s->errors[e].msg);
     free(s->codes); free(s->code_len); free(s->decimals); free(s->accounts);
-    free(s->total_lo); free(s->total_hi); free(s->seen); free(s->out); free(s->errors);
+    free(s->total); free(s->seen); free(s->out); free(s->errors);
     free(s->carry);
     s->codes = NULL; s->code_len = NULL; s->decimals = NULL; s->accounts = NULL;
-    s->total_lo = NULL; s->total_hi = NULL; s->seen = NULL; s->out = NULL; s->errors = NULL;
+    s->total = NULL; s->seen = NULL; s->out = NULL; s->errors = NULL;
     s->carry = NULL;
     s->k = 0;
     s->n_errors = s->errors_cap = 0;
@@ -1462,14 +1463,12 @@ static int splitter_init(Splitter *s, PyObject *args, PyObject *kwds) {
     s->code_len = calloc(n, sizeof(size_t));
     s->decimals = calloc(n, sizeof(Py_ssize_t));
     s->accounts = calloc(n, sizeof(uint64_t));
-    s->total_lo = calloc(n, sizeof(u128));
-    s->total_hi = calloc(n, sizeof(uint64_t));
+    s->total = calloc(n, sizeof(u128));
     s->seen = calloc(n, sizeof(dup_table));
     s->out = calloc(n, sizeof(byte_buf));
     s->carry_cap = (size_t)max_line + 4;  /* room for a BOM and the line end past the limit */
     s->carry = malloc(s->carry_cap);
-    if (!s->codes || !s->code_len || !s->decimals || !s->accounts || !s->total_lo ||
-        !s->total_hi || !s->seen || !s->out || !s->carry) {
+    if (!s->codes || !s->code_len || !s->decimals || !s->accounts || !s->total || !s->seen || !s->out || !s->carry) {
         PyErr_NoMemory();
         goto out;
     }
