@@ -255,8 +255,9 @@ def split_reference(
     on its exact bytes) or, for a known asset, the balance; so a row may have two errors, the
     account id's first. A good row whose (account id, asset) came before is an error naming
     the first line; then a row that would take its asset's total past ``MAX_AMOUNT`` (the
-    tree's root sum could not hold it) is an error, and not counted. Errors are in line order; the first ``MAX_ERRORS`` are kept and all are
-    counted. A file without lines, or with a header and no rows, is an error too.
+    tree's root sum could not hold it) is an error, and not counted. Errors are in line
+    order; the first ``MAX_ERRORS`` are kept and all are counted. A file without lines, or
+    with a header and no rows, is an error too.
     """
     if len(secret) < 16:
         raise ValueError("snapshot secret too short")
