@@ -254,10 +254,10 @@ def split_reference(
     around it: the first problem found), and independently the asset (an unknown code, matched
     on its exact bytes) or, for a known asset, the balance; so a row may have two errors, the
     account id's first. A good row whose (account id, asset) came before is an error naming
-    the first line; then a row that would take its asset's total past ``MAX_AMOUNT`` (the
-    tree's root sum could not hold it) is an error, and not counted. Errors are in line
-    order; the first ``MAX_ERRORS`` are kept and all are counted. A file without lines, or
-    with a header and no rows, is an error too.
+    the first line (ids are compared by the first 16 bytes of their nonces); then a row that
+    would take its asset's total past ``MAX_AMOUNT`` (the tree's root sum could not hold it)
+    is an error, and not counted. Errors are in line order; the first ``MAX_ERRORS`` are kept
+    and all are counted. A file without lines, or with a header and no rows, is an error too.
     """
     if len(secret) < 16:
         raise ValueError("snapshot secret too short")
@@ -305,8 +305,9 @@ def split_reference(
             continue
         if account_id is None:
             continue
-        key = hashlib.sha256(raw_id).digest()[:16]
-        first = seen[code].setdefault(key, number)
+        nonce = nonce_for(secret, account_id)
+        # A keyed 128-bit digest of the id, so 16 bytes a row, not the id, are kept.
+        first = seen[code].setdefault(nonce[:16], number)
         if first != number:
             result.add_error(number, "account_id", f"duplicate of line {first} for {code}")
             continue
@@ -314,7 +315,7 @@ def split_reference(
             result.add_error(number, "balance", f"takes the {code} total past 2**128 - 1 units")
             continue
         if result.ok:  # once the file is rejected, stop writing what will be discarded
-            sinks[code].write(_record(account_id, nonce_for(secret, account_id), amount))
+            sinks[code].write(_record(account_id, nonce, amount))
         result.accounts[code] += 1
         result.totals[code] += amount
     if number == 0:

@@ -973,8 +973,9 @@ static PyObject *levels(PyObject *self, PyObject *args) {
  * Nothing here is a Python object per row: lines are parsed in place in the caller's chunk
  * (only a line split across chunks is copied, and only its first max_line + 4 bytes: an
  * over-long line is measured, never held), each asset's records collect in one buffer per
- * feed, and the duplicate check keeps 20 bytes per accepted row (16 bytes of SHA-256(id),
- * as the reference keys its dict, and the first line) in an open-addressing table per asset.
+ * feed, and the duplicate check keeps 20 bytes per accepted row (the first 16 bytes of its
+ * nonce, HMAC-SHA256(secret, id), as the reference keys its dict, and the first line) in an
+ * open-addressing table per asset.
  * Errors are kept as C strings, the first max_errors of them, and counted. */
 
 enum { F_LINE, F_HEADER, F_ACCOUNT, F_ASSET, F_BALANCE };
@@ -982,7 +983,9 @@ static const char *const FIELD_NAMES[] = {"line", "header", "account_id", "asset
 static const char SNAP_HEADER[] = "account_id,asset,balance";
 #define SNAP_HEADER_LEN (sizeof(SNAP_HEADER) - 1)
 #define DIGEST_KEY 16
-#define SLOT_WORDS 5             /* 16 digest bytes + the first line (u32), as 32-bit words */
+#define SLOT_WORDS 5             /* 16 key bytes + the first line (u32), as 32-bit words */
+#define SUBTABLES 256            /* per asset, by the key's first byte: each grows on its own,
+                                    so growing never holds two copies of the whole table */
 #define SHOW_BYTES 64            /* of an unknown asset code, quoted in its error */
 
 typedef struct {
@@ -994,7 +997,7 @@ typedef struct {
 typedef struct {
     uint32_t *slots;  /* cap slots of SLOT_WORDS words; line 0 marks an empty slot */
     size_t cap, n;
-} dup_table;
+} dup_table;          /* an asset has SUBTABLES of them */
 
 typedef struct {
     unsigned char *buf;
@@ -1008,7 +1011,6 @@ typedef struct {
     size_t *code_len;
     Py_ssize_t *decimals;
     SHA256_CTX hmac_inner, hmac_outer;  /* the HMAC key, absorbed once */
-    uint64_t slot_seed;     /* secret-derived: nobody can aim ids at one table slot */
     size_t max_line, max_id, max_errors;
     unsigned char *carry;   /* the start of a line split across chunks */
     size_t carry_cap, carry_stored;
@@ -1071,44 +1073,45 @@ static int buf_append(byte_buf *b, const void *data, size_t len) {
     return 0;
 }
 
-static size_t slot_of(const Splitter *s, const unsigned char *digest, size_t cap) {
-    uint64_t h;
-    memcpy(&h, digest, 8);
-    return (size_t)(mix64(h ^ s->slot_seed) & (cap - 1));
+/* The key is a keyed digest (the nonce), so nobody can aim ids at one slot: its bytes 4..7
+ * place it in the subtable (any capacity, not only powers of two: growth by half). */
+static size_t slot_of(const unsigned char *key, size_t cap) {
+    return (size_t)(((uint64_t)get_be32(key + 4) * cap) >> 32);
 }
 
-/* 1 and *first set if digest was seen (for this asset), else 0 and recorded; -1 if no memory. */
-static int seen_before(Splitter *s, dup_table *t, const unsigned char *digest, uint32_t line,
+/* 1 and *first set if key was seen (for this asset), else 0 and recorded; -1 if no memory. */
+static int seen_before(dup_table *tables, const unsigned char *key, uint32_t line,
                        uint32_t *first) {
-    if ((t->n + 1) * 4 > t->cap * 3) {  /* keep the load at most 3/4: short probe runs */
-        size_t cap = t->cap ? t->cap * 2 : 1024;
+    dup_table *t = &tables[key[0]];
+    if ((t->n + 1) * 4 > t->cap * 3) {  /* the load stays in [1/2, 3/4]: short probe runs */
+        size_t cap = t->cap ? t->cap + t->cap / 2 : 16;
         uint32_t *slots = calloc(cap, SLOT_WORDS * sizeof(uint32_t));
         if (!slots) return -1;
         for (size_t q = 0; q < t->cap; q++) {
             const uint32_t *old = t->slots + q * SLOT_WORDS;
             if (old[4] == 0) continue;
-            size_t i = slot_of(s, (const unsigned char *)old, cap);
-            while (slots[i * SLOT_WORDS + 4] != 0) i = (i + 1) & (cap - 1);
+            size_t i = slot_of((const unsigned char *)old, cap);
+            while (slots[i * SLOT_WORDS + 4] != 0) i = i + 1 == cap ? 0 : i + 1;
             memcpy(slots + i * SLOT_WORDS, old, SLOT_WORDS * sizeof(uint32_t));
         }
         free(t->slots);
         t->slots = slots;
         t->cap = cap;
     }
-    size_t i = slot_of(s, digest, t->cap);
+    size_t i = slot_of(key, t->cap);
     for (;;) {
         uint32_t *slot = t->slots + i * SLOT_WORDS;
         if (slot[4] == 0) {
-            memcpy(slot, digest, DIGEST_KEY);
+            memcpy(slot, key, DIGEST_KEY);
             slot[4] = line;
             t->n++;
             return 0;
         }
-        if (memcmp(slot, digest, DIGEST_KEY) == 0) {
+        if (memcmp(slot, key, DIGEST_KEY) == 0) {
             *first = slot[4];
             return 1;
         }
-        i = (i + 1) & (t->cap - 1);
+        i = i + 1 == t->cap ? 0 : i + 1;
     }
 }
 
@@ -1256,10 +1259,11 @@ static void split_line(Splitter *s, const unsigned char *p, size_t stored, uint6
         return;
     }
     if (bad_id) return;
-    unsigned char digest[HASH_LEN];
-    sha256(id, id_len, digest);
+    /* The nonce is a keyed digest of the id: its first 16 bytes are the duplicate key. */
+    unsigned char nonce[HASH_LEN];
+    hmac_sha256(s, id, id_len, nonce);
     uint32_t first = 0;
-    int seen = seen_before(s, &s->seen[a], digest, (uint32_t)number, &first);
+    int seen = seen_before(s->seen + (size_t)a * SUBTABLES, nonce, (uint32_t)number, &first);
     if (seen < 0) { s->nomem = 1; return; }
     if (seen) {
         add_error(s, number, F_ACCOUNT, "duplicate of line %u for %.*s", (unsigned)first,
@@ -1274,7 +1278,7 @@ static void split_line(Splitter *s, const unsigned char *p, size_t stored, uint6
     if (s->error_count == 0) {  /* a rejected file's records would only be discarded */
         unsigned char head[4], tail[NONCE_LEN + AMOUNT_LEN];
         put_be32(head, (uint32_t)id_len);
-        hmac_sha256(s, id, id_len, tail);
+        memcpy(tail, nonce, NONCE_LEN);
         put_be128(tail + NONCE_LEN, amount);
         byte_buf *o = &s->out[a];
         if (buf_append(o, head, 4) < 0 || buf_append(o, id, id_len) < 0 ||
@@ -1422,7 +1426,8 @@ done:
 static void splitter_free(Splitter *s) {
     for (Py_ssize_t a = 0; a < s->k; a++) {
         if (s->codes) free(s->codes[a]);
-        if (s->seen) free(s->seen[a].slots);
+        if (s->seen)
+            for (size_t t = 0; t < SUBTABLES; t++) free(s->seen[(size_t)a * SUBTABLES + t].slots);
         if (s->out) free(s->out[a].buf);
     }
     for (size_t e = 0; e < s->n_errors; e++) free(s->errors[e].msg);
@@ -1464,7 +1469,7 @@ static int splitter_init(Splitter *s, PyObject *args, PyObject *kwds) {
     s->decimals = calloc(n, sizeof(Py_ssize_t));
     s->accounts = calloc(n, sizeof(uint64_t));
     s->total = calloc(n, sizeof(u128));
-    s->seen = calloc(n, sizeof(dup_table));
+    s->seen = calloc(n * SUBTABLES, sizeof(dup_table));
     s->out = calloc(n, sizeof(byte_buf));
     s->carry_cap = (size_t)max_line + 4;  /* room for a BOM and the line end past the limit */
     s->carry = malloc(s->carry_cap);
@@ -1498,9 +1503,6 @@ static int splitter_init(Splitter *s, PyObject *args, PyObject *kwds) {
     for (int i = 0; i < 64; i++) block[i] = key[i] ^ 0x5C;
     SHA256_Init(&s->hmac_outer);
     SHA256_Update(&s->hmac_outer, block, 64);
-    unsigned char seed[HASH_LEN];
-    hmac_sha256(s, (const unsigned char *)"duplicate-table", 15, seed);
-    s->slot_seed = get_be64(seed);
     s->max_line = (size_t)max_line;
     s->max_id = (size_t)max_id;
     s->max_errors = (size_t)max_errors;
