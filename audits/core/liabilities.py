@@ -44,8 +44,6 @@ MAX_ERRORS = 1000
 MAX_AMOUNT = (1 << (8 * AMOUNT_LEN)) - 1
 SECRET_BYTES = 32
 SHOW_BYTES = 64  # of an unknown asset code, quoted in its error
-# The compiled splitter numbers lines in 32 bits (its duplicate table keeps the first line so).
-MAX_NATIVE_LINES = (1 << 32) - 2
 
 _BALANCE = re.compile(rb"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
 # C0 controls, DEL and C1 controls: never part of an account id (invisible, and a terminal
@@ -194,7 +192,8 @@ def split_chunks(
     """``split_snapshot`` over the file's bytes in ``chunks`` of any size, cut anywhere (the
     service reads 1 MiB at a time). ``progress(bytes_read)``, if given, is called after each
     chunk. Same result as ``split_reference``, which runs when the compiled splitter is not
-    built (or for decimals it does not take)."""
+    built (or for decimals it does not take); the compiled one raises ValueError for a file
+    of more than 2**32 - 2 lines (its duplicate table keeps line numbers in 32 bits)."""
     if len(secret) < 16:
         raise ValueError("snapshot secret too short")
     counted = _counting(chunks, progress) if progress is not None else chunks

@@ -113,6 +113,8 @@ def test_the_splitter_is_used_once_and_checks_its_arguments():
         splitter.feed(b"u,A,1\n")
     with pytest.raises(RuntimeError):
         splitter.finish()
+    with pytest.raises(RuntimeError, match="not initialized"):
+        liabilities._c.Splitter.__new__(liabilities._c.Splitter).feed(b"x")
     for bad in (([], [0], SECRET), (["A"], [-1], SECRET), (["A"], [0], b"short")):
         with pytest.raises(ValueError):
             liabilities._c.Splitter(*bad, MAX_LINE_BYTES, 128, MAX_ERRORS)

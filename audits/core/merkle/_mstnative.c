@@ -1203,7 +1203,8 @@ static const char *parse_amount(const unsigned char *p, size_t len, Py_ssize_t d
 }
 
 /* One complete line: stored bytes at p (all of it unless len says it was longer). */
-static void split_line(Splitter *s, const unsigned char *p, size_t stored, uint64_t len) {
+static void split_line(Splitter *s, const unsigned char *p, size_t stored, uint64_t len,
+                       const unsigned char *nonce_ready) {
     if (s->number >= UINT32_MAX) { s->too_many = 1; return; }
     uint64_t number = ++s->number;
     if (number == 1 && stored >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
@@ -1261,7 +1262,8 @@ static void split_line(Splitter *s, const unsigned char *p, size_t stored, uint6
     if (bad_id) return;
     /* The nonce is a keyed digest of the id: its first 16 bytes are the duplicate key. */
     unsigned char nonce[HASH_LEN];
-    hmac_sha256(s, id, id_len, nonce);
+    if (nonce_ready) memcpy(nonce, nonce_ready, HASH_LEN);
+    else hmac_sha256(s, id, id_len, nonce);
     uint32_t first = 0;
     int seen = seen_before(s->seen + (size_t)a * SUBTABLES, nonce, (uint32_t)number, &first);
     if (seen < 0) { s->nomem = 1; return; }
@@ -1289,6 +1291,38 @@ static void split_line(Splitter *s, const unsigned char *p, size_t stored, uint6
     s->total[a] += amount;
 }
 
+/* Lines are split AHEAD at a time after look_ahead has hashed their ids and prefetched their
+ * duplicate-table slots: the table is far bigger than the caches, and waiting for each slot
+ * in turn was most of the time a row took. */
+#define AHEAD 16
+
+typedef struct {
+    const unsigned char *p;
+    size_t n;
+    int ready;                    /* nonce holds HMAC(secret, bytes before the first comma) */
+    unsigned char nonce[HASH_LEN];
+} ahead;
+
+/* What split_line would hash for this line, if it may get that far; a hint, never a check. */
+static void look_ahead(Splitter *s, ahead *e) {
+    e->ready = 0;
+    if (e->n > s->max_line) return;
+    const unsigned char *c1 = memchr(e->p, ',', e->n);
+    if (!c1 || (size_t)(c1 - e->p) > s->max_id) return;
+    const unsigned char *asset = c1 + 1, *end = e->p + e->n;
+    const unsigned char *c2 = memchr(asset, ',', (size_t)(end - asset));
+    if (!c2) return;
+    size_t asset_len = (size_t)(c2 - asset);
+    Py_ssize_t a;
+    for (a = 0; a < s->k; a++)
+        if (s->code_len[a] == asset_len && memcmp(s->codes[a], asset, asset_len) == 0) break;
+    if (a == s->k) return;
+    hmac_sha256(s, e->p, (size_t)(c1 - e->p), e->nonce);
+    e->ready = 1;
+    const dup_table *t = &s->seen[(size_t)a * SUBTABLES + e->nonce[0]];
+    if (t->cap) __builtin_prefetch(t->slots + slot_of(e->nonce, t->cap) * SLOT_WORDS);
+}
+
 /* Everything in data: complete lines are split in place, a partial one is carried over. */
 static void split_data(Splitter *s, const unsigned char *p, size_t len) {
     const unsigned char *end = p + len;
@@ -1301,25 +1335,41 @@ static void split_data(Splitter *s, const unsigned char *p, size_t len) {
         s->carry_len += take;
         p += take;
         if (!nl) return;
-        split_line(s, s->carry, s->carry_stored, s->carry_len);
+        split_line(s, s->carry, s->carry_stored, s->carry_len, NULL);
         s->carry_len = s->carry_stored = 0;
     }
-    while (p < end && !s->nomem && !s->too_many) {
-        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) {
-            size_t take = (size_t)(end - p), keep = take < s->carry_cap ? take : s->carry_cap;
-            memcpy(s->carry, p, keep);
-            s->carry_stored = keep;
-            s->carry_len = take;
-            return;
+    ahead queue[AHEAD];
+    size_t head = 0, count = 0;
+    while (!s->nomem && !s->too_many) {
+        while (count < AHEAD && p < end) {
+            const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+            if (!nl) break;
+            ahead *e = &queue[(head + count) % AHEAD];
+            e->p = p;
+            e->n = (size_t)(nl - p) + 1;
+            look_ahead(s, e);
+            count++;
+            p = nl + 1;
         }
-        size_t n = (size_t)(nl - p) + 1;
-        split_line(s, p, n, n);
-        p = nl + 1;
+        if (count == 0) break;
+        ahead *e = &queue[head];
+        split_line(s, e->p, e->n, e->n, e->ready ? e->nonce : NULL);
+        head = (head + 1) % AHEAD;
+        count--;
+    }
+    if (p < end && !s->nomem && !s->too_many) {  /* a line that goes on in the next chunk */
+        size_t take = (size_t)(end - p), keep = take < s->carry_cap ? take : s->carry_cap;
+        memcpy(s->carry, p, keep);
+        s->carry_stored = keep;
+        s->carry_len = take;
     }
 }
 
 static int splitter_enter(Splitter *s) {
+    if (!s->carry) {  /* __init__ never ran, or failed */
+        PyErr_SetString(PyExc_RuntimeError, "Splitter: not initialized");
+        return -1;
+    }
     if (s->finished || s->busy) {
         PyErr_SetString(PyExc_RuntimeError,
                         s->finished ? "Splitter: already finished" : "Splitter: in use");
@@ -1388,7 +1438,7 @@ static PyObject *totals_list(Splitter *s) {
 static PyObject *splitter_finish(Splitter *s, PyObject *unused) {
     if (splitter_enter(s) < 0) return NULL;
     if (s->carry_len) {
-        split_line(s, s->carry, s->carry_stored, s->carry_len);
+        split_line(s, s->carry, s->carry_stored, s->carry_len, NULL);
         s->carry_len = s->carry_stored = 0;
     }
     s->busy = 0;
