@@ -41,6 +41,7 @@ HEADER = b"account_id,asset,balance"
 
 good_ids = st.one_of(
     st.sampled_from([b"u-1", b"u-2", b"u-3", "é".encode() * 64, b"a" * 128]),  # repeats, limits
+    st.sampled_from([b"u-1", b"u-2", b"u-3", b"u-4"]),
     st.from_regex(rb"[a-z0-9@.\-]{1,12}", fullmatch=True),
     st.text(min_size=1, max_size=8).map(lambda t: t.encode("utf-8", "surrogatepass")),
 )
@@ -52,25 +53,49 @@ bad_ids = st.sampled_from(
         b"\xf4\x90\x80\x80", b"\xe2\x82", b"a" * 129, "é".encode() * 65, b"u\rv",
     ]
 )  # fmt: skip
-assets = st.one_of(
-    st.sampled_from([b"AAPLx", b"MSFTx", b"WIDE"]),
-    st.sampled_from([b"", b"FOO", b"aaplx", b"AAPLx ", b"\xff\xfe", "é".encode(), b"a'b\\c"]),
-    st.just(b"Z" * 100),
+known = st.sampled_from([b"AAPLx", b"MSFTx", b"WIDE"])
+odd_assets = st.one_of(
+    st.sampled_from(
+        [b"", b"FOO", b"aaplx", b"AAPLx ", b"\xff\xfe", "é".encode(), b"a'b\\c", b"Z" * 100]
+    ),
     st.binary(max_size=6).filter(lambda b: b"\n" not in b),
 )
 balances = st.one_of(
     st.sampled_from(
         [
-            b"0", b"1", b"12.5", b"0.000001", b"1.0000001", b"-1", b"-", b"01", b"1.", b".5", b"",
-            b"+1", b"1e5", b" 1", b"1 ", b"0.0", b"00.1", b"1..2", b"1.2.3", b"\xd9\xa1",
-            str(MAX_AMOUNT).encode(), str(MAX_AMOUNT + 1).encode(), b"9" * 200,
+            b"0",
+            b"1",
+            b"12.5",
+            b"0.000001",
+            b"1.0000001",
+            b"-1",
+            b"-",
+            b"01",
+            b"1.",
+            b".5",
+            b"",
+            b"+1",
+            b"1e5",
+            b" 1",
+            b"1 ",
+            b"0.0",
+            b"00.1",
+            b"1..2",
+            b"1.2.3",
+            b"\xd9\xa1",
+            str(MAX_AMOUNT).encode(),
+            str(MAX_AMOUNT + 1).encode(),
+            b"9" * 200,
             b"340282366920938463463374607431.768211455",
             b"340282366920938463463374607431.768211456",
-            b"0." + b"0" * 40, b"0." + b"0" * 41, b"1." + b"0" * 40,
+            b"0." + b"0" * 40,
+            b"0." + b"0" * 41,
+            b"1." + b"0" * 40,
         ]
     ),
     st.from_regex(rb"[0-9]{1,25}(\.[0-9]{1,8})?", fullmatch=True),
-)  # fmt: skip
+)
+plain = st.from_regex(rb"(0|[1-9][0-9]{0,12})(\.[0-9]{1,6})?", fullmatch=True)  # fmt: skip
 
 
 @st.composite
@@ -81,20 +106,26 @@ def rows(draw) -> bytes:
     if kind == 1:
         return draw(st.sampled_from([b"", b"\r", b'"u-1",AAPLx,1', b"a,b", b"a,b,c,d", b",,"]))
     account = draw(st.one_of(good_ids, bad_ids) if kind == 2 else good_ids)
-    return b",".join((account, draw(assets), draw(balances)))
+    asset = draw(known if draw(st.integers(0, 3)) else odd_assets)  # mostly known
+    balance = draw(plain if draw(st.integers(0, 2)) else balances)  # mostly good
+    return b",".join((account, asset, balance))
 
 
 @st.composite
 def files(draw) -> bytes:
     head = draw(
         st.sampled_from(
-            [HEADER, b"\xef\xbb\xbf" + HEADER, HEADER + b",x", b"", b"account_id;asset;balance"]
+            [HEADER] * 5
+            + [b"\xef\xbb\xbf" + HEADER] * 3
+            + [HEADER + b",x", b"", b"account_id;asset;balance"]
         )
     )
     lines = [head, *draw(st.lists(rows(), max_size=25))]
     if draw(st.booleans()):  # a line just over, or at, the limit
         lines.insert(draw(st.integers(0, len(lines))), b"x" * draw(st.integers(4094, 4097)))
-    ends = draw(st.lists(st.sampled_from([b"\n", b"\r\n", b"\r\r\n"]), min_size=len(lines)))
+    crlf = draw(st.booleans())  # mostly one style a file, sometimes a stray \r\r\n
+    end = st.sampled_from([b"\r\n"] * 8 + [b"\n", b"\r\r\n"] if crlf else [b"\n"] * 9 + [b"\r\n"])
+    ends = draw(st.lists(end, min_size=len(lines), max_size=len(lines)))
     data = b"".join(line + end for line, end in zip(lines, ends, strict=False))
     return data if draw(st.booleans()) else data.rstrip(b"\n")
 
