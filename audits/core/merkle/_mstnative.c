@@ -7,6 +7,9 @@
  *
  * Builder holds the accounts (records, ids, fingerprints) and lays out level 0; levels()
  * hashes everything above it. Work is split over two threads where it pays.
+ *
+ * Splitter (at the end) is the liability snapshot file checker: CSV in, one account record
+ * stream per asset out (the Builder's input), twin of audits/core/liabilities.py's reference.
  */
 #define PY_SSIZE_T_CLEAN
 /* OpenSSL 3's one-shot SHA256() fetches the algorithm from a provider on every call, which
