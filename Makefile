@@ -53,8 +53,10 @@ bench: install
 	$(PY) bench/reconciliation_bench.py
 	$(PY) bench/webhook_latency_bench.py
 
-# The Merkle C accelerator built with AddressSanitizer + UBSan in var/asan, tests/merkle and a
-# bounded fuzz run against it (MERKLE_FUZZ_EXAMPLES, default 1500: about a minute).
+# The Merkle C accelerator (tree builder and snapshot splitter) built with AddressSanitizer +
+# UBSan in var/asan; tests/merkle, the splitter's tests (tests/liabilities/test_split*.py) and
+# bounded fuzz runs against it (MERKLE_FUZZ_EXAMPLES, default 1500; LIABILITY_FUZZ_EXAMPLES,
+# default 1000).
 asan: install
 	scripts/merkle-asan.sh
 # Mutation testing of the framework-free core (mutmut 3, configured in pyproject.toml): minutes

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The Merkle C accelerator under AddressSanitizer + UndefinedBehaviorSanitizer: build a copy
-# of _mstnative into its own directory, then run tests/merkle against it (the ordinary build
-# next to the source is untouched) plus a bounded fuzz run comparing it with the pure-Python
-# builder. Any memory error or undefined behaviour aborts the test process: the step fails.
+# of _mstnative into its own directory, then run tests/merkle and the snapshot splitter's
+# tests (tests/liabilities/test_split*.py, no database) against it (the ordinary build next to
+# the source is untouched), with bounded fuzz runs comparing it with the pure-Python builder
+# and splitter. Any memory error or undefined behaviour aborts the test process: the step fails.
 #
-#   scripts/merkle-asan.sh                    # MERKLE_FUZZ_EXAMPLES=1500 (about a minute)
-#   MERKLE_FUZZ_EXAMPLES=100 scripts/merkle-asan.sh
+#   scripts/merkle-asan.sh     # MERKLE_FUZZ_EXAMPLES=1500, LIABILITY_FUZZ_EXAMPLES=1000
+#   MERKLE_FUZZ_EXAMPLES=100 LIABILITY_FUZZ_EXAMPLES=100 scripts/merkle-asan.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -31,6 +32,8 @@ export PYTHONMALLOC=malloc
 export PORAPP_MSTNATIVE="$module"
 export PORAPP_EXPECT_NATIVE=1
 export MERKLE_FUZZ_EXAMPLES="${MERKLE_FUZZ_EXAMPLES:-1500}"
+export LIABILITY_FUZZ_EXAMPLES="${LIABILITY_FUZZ_EXAMPLES:-1000}"
+[ $# -gt 0 ] || set -- tests/merkle tests/liabilities/test_split.py tests/liabilities/test_split_hostile.py
 # --capture=sys: a sanitizer report goes straight to stderr, not into a capture lost on abort.
 "$PY" -m pytest -q --capture=sys -p tests.merkle.sanitized_native -p no:cacheprovider \
-  "${@:-tests/merkle}"
+  "$@"

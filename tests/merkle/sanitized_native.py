@@ -3,7 +3,8 @@
 ``pytest -p tests.merkle.sanitized_native`` with ``PORAPP_MSTNATIVE=/path/to/_mstnative*.so``
 (see scripts/merkle-asan.sh, which builds one with AddressSanitizer and UBSan). A plugin named
 with ``-p`` is imported before any conftest, so the module is in place before anything
-imports ``audits.core.merkle``; the session then checks that it is the one in use.
+imports ``audits.core.merkle``; the session then checks that it is the one in use (by the
+builder and by the snapshot splitter in ``audits.core.liabilities``).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ if PATH:
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not PATH:
         raise pytest.UsageError("set PORAPP_MSTNATIVE to the compiled module to test")
+    from audits.core import liabilities
     from audits.core.merkle import native
 
-    if native._c is not sys.modules[NAME] or native._c.__file__ != PATH:
+    module = sys.modules[NAME]
+    if native._c is not module or liabilities._c is not module or module.__file__ != PATH:
         raise pytest.UsageError(f"the tests would not use {PATH}")
 
 

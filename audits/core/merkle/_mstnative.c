@@ -7,6 +7,9 @@
  *
  * Builder holds the accounts (records, ids, fingerprints) and lays out level 0; levels()
  * hashes everything above it. Work is split over two threads where it pays.
+ *
+ * Splitter (at the end) is the liability snapshot file checker: CSV in, one account record
+ * stream per asset out (the Builder's input), twin of audits/core/liabilities.py's reference.
  */
 #define PY_SSIZE_T_CLEAN
 /* OpenSSL 3's one-shot SHA256() fetches the algorithm from a provider on every call, which
@@ -16,7 +19,9 @@
 #include <Python.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -961,6 +966,632 @@ static PyObject *levels(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* ---- the liability snapshot splitter --------------------------------------------------- */
+
+/* Splitter: the compiled twin of split_snapshot in audits/core/liabilities.py, which is the
+ * reference and documents the rules (header, fields, account ids, balances, duplicates,
+ * error order and cap). Tests feed both the same files in random chunkings and require the
+ * same records and errors.
+ *
+ * Nothing here is a Python object per row: lines are parsed in place in the caller's chunk
+ * (only a line split across chunks is copied, and only its first max_line + 4 bytes: an
+ * over-long line is measured, never held), each asset's records collect in one buffer per
+ * feed, and the duplicate check keeps 20 bytes per accepted row (the first 16 bytes of its
+ * nonce, HMAC-SHA256(secret, id), as the reference keys its dict, and the first line) in an
+ * open-addressing table per asset.
+ * Errors are kept as C strings, the first max_errors of them, and counted. */
+
+enum { F_LINE, F_HEADER, F_ACCOUNT, F_ASSET, F_BALANCE };
+static const char *const FIELD_NAMES[] = {"line", "header", "account_id", "asset", "balance"};
+static const char SNAP_HEADER[] = "account_id,asset,balance";
+#define SNAP_HEADER_LEN (sizeof(SNAP_HEADER) - 1)
+#define DIGEST_KEY 16
+#define SLOT_WORDS 5             /* 16 key bytes + the first line (u32), as 32-bit words */
+#define SUBTABLES 256            /* per asset, by the key's first byte: each grows on its own,
+                                    so growing never holds two copies of the whole table */
+#define SHOW_BYTES 64            /* of an unknown asset code, quoted in its error */
+
+typedef struct {
+    uint64_t line;
+    int field;
+    char *msg;
+} split_error;
+
+typedef struct {
+    uint32_t *slots;  /* cap slots of SLOT_WORDS words; line 0 marks an empty slot */
+    size_t cap, n;
+} dup_table;          /* an asset has SUBTABLES of them */
+
+typedef struct {
+    unsigned char *buf;
+    size_t len, cap;
+} byte_buf;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t k;
+    unsigned char **codes;  /* each asset code's UTF-8 */
+    size_t *code_len;
+    Py_ssize_t *decimals;
+    SHA256_CTX hmac_inner, hmac_outer;  /* the HMAC key, absorbed once */
+    size_t max_line, max_id, max_errors;
+    unsigned char *carry;   /* the start of a line split across chunks */
+    size_t carry_cap, carry_stored;
+    uint64_t carry_len;     /* its length so far (may exceed what is stored) */
+    uint64_t number, rows, error_count;
+    uint64_t *accounts;
+    u128 *total;            /* never past 2**128 - 1: a row that would take it there is refused */
+    dup_table *seen;
+    byte_buf *out;
+    split_error *errors;
+    size_t n_errors, errors_cap;
+    int nomem, too_many, finished, busy;
+} Splitter;
+
+static void hmac_sha256(const Splitter *s, const unsigned char *msg, size_t len,
+                        unsigned char *out) {
+    SHA256_CTX ctx = s->hmac_inner;
+    unsigned char inner[HASH_LEN];
+    SHA256_Update(&ctx, msg, len);
+    SHA256_Final(inner, &ctx);
+    ctx = s->hmac_outer;
+    SHA256_Update(&ctx, inner, HASH_LEN);
+    SHA256_Final(out, &ctx);
+}
+
+static void add_error(Splitter *s, uint64_t line, int field, const char *fmt, ...) {
+    s->error_count++;
+    if (s->n_errors >= s->max_errors) return;
+    if (s->n_errors == s->errors_cap) {
+        size_t cap = s->errors_cap ? s->errors_cap * 2 : 64;
+        if (cap > s->max_errors) cap = s->max_errors;
+        split_error *e = realloc(s->errors, cap * sizeof(split_error));
+        if (!e) { s->nomem = 1; return; }
+        s->errors = e;
+        s->errors_cap = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *msg = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (!msg) { s->nomem = 1; return; }
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    s->errors[s->n_errors++] = (split_error){line, field, msg};
+}
+
+static int buf_append(byte_buf *b, const void *data, size_t len) {
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->len + len) cap *= 2;
+        unsigned char *p = realloc(b->buf, cap);
+        if (!p) return -1;
+        b->buf = p;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+/* The key is a keyed digest (the nonce), so nobody can aim ids at one slot: its bytes 4..7
+ * place it in the subtable (any capacity, not only powers of two: growth by half). */
+static size_t slot_of(const unsigned char *key, size_t cap) {
+    return (size_t)(((uint64_t)get_be32(key + 4) * cap) >> 32);
+}
+
+/* 1 and *first set if key was seen (for this asset), else 0 and recorded; -1 if no memory. */
+static int seen_before(dup_table *tables, const unsigned char *key, uint32_t line,
+                       uint32_t *first) {
+    dup_table *t = &tables[key[0]];
+    if ((t->n + 1) * 4 > t->cap * 3) {  /* the load stays in [1/2, 3/4]: short probe runs */
+        size_t cap = t->cap ? t->cap + t->cap / 2 : 16;
+        uint32_t *slots = calloc(cap, SLOT_WORDS * sizeof(uint32_t));
+        if (!slots) return -1;
+        for (size_t q = 0; q < t->cap; q++) {
+            const uint32_t *old = t->slots + q * SLOT_WORDS;
+            if (old[4] == 0) continue;
+            size_t i = slot_of((const unsigned char *)old, cap);
+            while (slots[i * SLOT_WORDS + 4] != 0) i = i + 1 == cap ? 0 : i + 1;
+            memcpy(slots + i * SLOT_WORDS, old, SLOT_WORDS * sizeof(uint32_t));
+        }
+        free(t->slots);
+        t->slots = slots;
+        t->cap = cap;
+    }
+    size_t i = slot_of(key, t->cap);
+    for (;;) {
+        uint32_t *slot = t->slots + i * SLOT_WORDS;
+        if (slot[4] == 0) {
+            memcpy(slot, key, DIGEST_KEY);
+            slot[4] = line;
+            t->n++;
+            return 0;
+        }
+        if (memcmp(slot, key, DIGEST_KEY) == 0) {
+            *first = slot[4];
+            return 1;
+        }
+        i = i + 1 == t->cap ? 0 : i + 1;
+    }
+}
+
+/* Python's str.isspace() for one code point (what str.strip() removes). */
+static int is_space_cp(uint32_t c) {
+    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
+           c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* The code point starting at p (valid UTF-8). */
+static uint32_t code_point(const unsigned char *p) {
+    if (p[0] < 0x80) return p[0];
+    if (p[0] < 0xE0) return ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+    if (p[0] < 0xF0) return ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+    return ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3F) << 12) |
+           ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+}
+
+/* What is wrong with an account id, in the reference's order, or NULL. */
+static const char *id_problem(const Splitter *s, const unsigned char *id, size_t len) {
+    size_t i;
+    for (i = 0; i < len; i++) {  /* bytes.strip(): ASCII whitespace only */
+        unsigned char c = id[i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != 0x0B && c != 0x0C) break;
+    }
+    if (i == len) return "blank";
+    if (len > s->max_id) return "long";
+    if (!valid_utf8(id, len)) return "not valid UTF-8";
+    for (i = 0; i < len; i++) {  /* C0, DEL, and C1 (U+0080..U+009F is C2 80..C2 9F) */
+        unsigned char c = id[i];
+        if (c < 0x20 || c == 0x7F || (c == 0xC2 && id[i + 1] <= 0x9F))
+            return "contains a control character";
+    }
+    size_t last = len - 1;
+    while ((id[last] & 0xC0) == 0x80) last--;
+    if (is_space_cp(code_point(id)) || is_space_cp(code_point(id + last)))
+        return "has spaces around it";
+    return NULL;
+}
+
+/* "'code'" as the reference quotes it: printable ASCII, \\ \' and \xhh, at most SHOW_BYTES. */
+static void quote_code(const unsigned char *p, size_t len, char *out) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = len < SHOW_BYTES ? len : SHOW_BYTES, o = 0;
+    out[o++] = '\'';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c == '\\' || c == '\'') { out[o++] = '\\'; out[o++] = (char)c; }
+        else if (c >= 0x20 && c < 0x7F) out[o++] = (char)c;
+        else { out[o++] = '\\'; out[o++] = 'x'; out[o++] = hex[c >> 4]; out[o++] = hex[c & 15]; }
+    }
+    out[o++] = '\'';
+    out[o] = 0;
+}
+
+#define U128_MAX (~(u128)0)
+
+/* Whole tokens -> smallest units, or the reference's message (with %zd for decimals). */
+static const char *parse_amount(const unsigned char *p, size_t len, Py_ssize_t decimals,
+                                u128 *value) {
+    if (len && p[0] == '-') return "negative balance";
+    static const char *const malformed = "not a plain decimal number (digits, optionally one '.')";
+    size_t i = 0;
+    if (len == 0 || p[0] < '0' || p[0] > '9') return malformed;
+    if (p[0] == '0') i = 1;
+    else while (i < len && p[i] >= '0' && p[i] <= '9') i++;
+    size_t whole = i, frac = 0;
+    if (i < len) {
+        if (p[i] != '.') return malformed;
+        for (i++; i < len; i++, frac++)
+            if (p[i] < '0' || p[i] > '9') return malformed;
+        if (frac == 0) return malformed;
+    }
+    if ((Py_ssize_t)frac > decimals) return "more than %zd decimal places";
+    u128 v = 0;
+    for (size_t q = 0; q < len; q++) {
+        if (q == whole) continue;  /* the '.' */
+        unsigned d = (unsigned)(p[q] - '0');
+        if (v > (U128_MAX - d) / 10) return "too large";
+        v = v * 10 + d;
+    }
+    for (Py_ssize_t pad = decimals - (Py_ssize_t)frac; pad > 0 && v; pad--) {
+        if (v > U128_MAX / 10) return "too large";
+        v *= 10;
+    }
+    *value = v;
+    return NULL;
+}
+
+/* One complete line: stored bytes at p (all of it unless len says it was longer). */
+static void split_line(Splitter *s, const unsigned char *p, size_t stored, uint64_t len,
+                       const unsigned char *nonce_ready) {
+    if (s->number >= UINT32_MAX) { s->too_many = 1; return; }
+    uint64_t number = ++s->number;
+    if (number == 1 && stored >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3; stored -= 3; len -= 3;
+    }
+    if (len > s->max_line) {
+        add_error(s, number, F_LINE, "longer than %zu bytes", s->max_line);
+        return;
+    }
+    size_t n = stored;
+    while (n && p[n - 1] == '\n') n--;
+    if (n && p[n - 1] == '\r') n--;
+    if (number == 1) {
+        if (n != SNAP_HEADER_LEN || memcmp(p, SNAP_HEADER, n) != 0)
+            add_error(s, 1, F_HEADER, "expected %s", SNAP_HEADER);
+        return;
+    }
+    s->rows++;
+    if (n == 0) { add_error(s, number, F_LINE, "empty line"); return; }
+    if (memchr(p, '"', n)) { add_error(s, number, F_LINE, "quoted fields are not supported"); return; }
+    size_t commas = 0, cut[2] = {0, 0};
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == ',') { if (commas < 2) cut[commas] = i; commas++; }
+    if (commas != 2) {
+        add_error(s, number, F_LINE, "expected 3 fields, found %zu", commas + 1);
+        return;
+    }
+    const unsigned char *id = p, *asset = p + cut[0] + 1, *bal = p + cut[1] + 1;
+    size_t id_len = cut[0], asset_len = cut[1] - cut[0] - 1, bal_len = n - cut[1] - 1;
+    const char *bad_id = id_problem(s, id, id_len);
+    if (bad_id == NULL) {
+    } else if (strcmp(bad_id, "long") == 0) {
+        add_error(s, number, F_ACCOUNT, "longer than %zu bytes", s->max_id);
+    } else {
+        add_error(s, number, F_ACCOUNT, "%s", bad_id);
+    }
+    Py_ssize_t a;
+    for (a = 0; a < s->k; a++)
+        if (s->code_len[a] == asset_len && memcmp(s->codes[a], asset, asset_len) == 0) break;
+    if (a == s->k) {
+        char shown[SHOW_BYTES * 4 + 3];
+        quote_code(asset, asset_len, shown);
+        if (asset_len > SHOW_BYTES)
+            add_error(s, number, F_ASSET, "unknown asset %s... (%zu bytes)", shown, asset_len);
+        else
+            add_error(s, number, F_ASSET, "unknown asset %s", shown);
+        return;
+    }
+    u128 amount = 0;
+    const char *bad_amount = parse_amount(bal, bal_len, s->decimals[a], &amount);
+    if (bad_amount) {
+        add_error(s, number, F_BALANCE, bad_amount, s->decimals[a]);
+        return;
+    }
+    if (bad_id) return;
+    /* The nonce is a keyed digest of the id: its first 16 bytes are the duplicate key. */
+    unsigned char nonce[HASH_LEN];
+    if (nonce_ready) memcpy(nonce, nonce_ready, HASH_LEN);
+    else hmac_sha256(s, id, id_len, nonce);
+    uint32_t first = 0;
+    int seen = seen_before(s->seen + (size_t)a * SUBTABLES, nonce, (uint32_t)number, &first);
+    if (seen < 0) { s->nomem = 1; return; }
+    if (seen) {
+        add_error(s, number, F_ACCOUNT, "duplicate of line %u for %.*s", (unsigned)first,
+                  (int)s->code_len[a], (const char *)s->codes[a]);
+        return;
+    }
+    if (s->total[a] + amount < amount) {  /* the tree's root sum must fit its 16 bytes */
+        add_error(s, number, F_BALANCE, "takes the %.*s total past 2**128 - 1 units",
+                  (int)s->code_len[a], (const char *)s->codes[a]);
+        return;
+    }
+    if (s->error_count == 0) {  /* a rejected file's records would only be discarded */
+        unsigned char head[4], tail[NONCE_LEN + AMOUNT_LEN];
+        put_be32(head, (uint32_t)id_len);
+        memcpy(tail, nonce, NONCE_LEN);
+        put_be128(tail + NONCE_LEN, amount);
+        byte_buf *o = &s->out[a];
+        if (buf_append(o, head, 4) < 0 || buf_append(o, id, id_len) < 0 ||
+            buf_append(o, tail, sizeof tail) < 0)
+            s->nomem = 1;
+    }
+    s->accounts[a]++;
+    s->total[a] += amount;
+}
+
+/* Lines are split AHEAD at a time after look_ahead has hashed their ids and prefetched their
+ * duplicate-table slots: the table is far bigger than the caches, and waiting for each slot
+ * in turn was most of the time a row took. */
+#define AHEAD 16
+
+typedef struct {
+    const unsigned char *p;
+    size_t n;
+    int ready;                    /* nonce holds HMAC(secret, bytes before the first comma) */
+    unsigned char nonce[HASH_LEN];
+} ahead;
+
+/* What split_line would hash for this line, if it may get that far; a hint, never a check. */
+static void look_ahead(Splitter *s, ahead *e) {
+    e->ready = 0;
+    if (e->n > s->max_line) return;
+    const unsigned char *c1 = memchr(e->p, ',', e->n);
+    if (!c1 || (size_t)(c1 - e->p) > s->max_id) return;
+    const unsigned char *asset = c1 + 1, *end = e->p + e->n;
+    const unsigned char *c2 = memchr(asset, ',', (size_t)(end - asset));
+    if (!c2) return;
+    size_t asset_len = (size_t)(c2 - asset);
+    Py_ssize_t a;
+    for (a = 0; a < s->k; a++)
+        if (s->code_len[a] == asset_len && memcmp(s->codes[a], asset, asset_len) == 0) break;
+    if (a == s->k) return;
+    hmac_sha256(s, e->p, (size_t)(c1 - e->p), e->nonce);
+    e->ready = 1;
+    const dup_table *t = &s->seen[(size_t)a * SUBTABLES + e->nonce[0]];
+    if (t->cap) __builtin_prefetch(t->slots + slot_of(e->nonce, t->cap) * SLOT_WORDS);
+}
+
+/* Everything in data: complete lines are split in place, a partial one is carried over. */
+static void split_data(Splitter *s, const unsigned char *p, size_t len) {
+    const unsigned char *end = p + len;
+    if (s->carry_len && p < end) {
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t take = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        size_t room = s->carry_cap - s->carry_stored, keep = take < room ? take : room;
+        memcpy(s->carry + s->carry_stored, p, keep);
+        s->carry_stored += keep;
+        s->carry_len += take;
+        p += take;
+        if (!nl) return;
+        split_line(s, s->carry, s->carry_stored, s->carry_len, NULL);
+        s->carry_len = s->carry_stored = 0;
+    }
+    ahead queue[AHEAD];
+    size_t head = 0, count = 0;
+    while (!s->nomem && !s->too_many) {
+        while (count < AHEAD && p < end) {
+            const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+            if (!nl) break;
+            ahead *e = &queue[(head + count) % AHEAD];
+            e->p = p;
+            e->n = (size_t)(nl - p) + 1;
+            look_ahead(s, e);
+            count++;
+            p = nl + 1;
+        }
+        if (count == 0) break;
+        ahead *e = &queue[head];
+        split_line(s, e->p, e->n, e->n, e->ready ? e->nonce : NULL);
+        head = (head + 1) % AHEAD;
+        count--;
+    }
+    if (p < end && !s->nomem && !s->too_many) {  /* a line that goes on in the next chunk */
+        size_t take = (size_t)(end - p), keep = take < s->carry_cap ? take : s->carry_cap;
+        memcpy(s->carry, p, keep);
+        s->carry_stored = keep;
+        s->carry_len = take;
+    }
+}
+
+static int splitter_enter(Splitter *s) {
+    if (!s->carry) {  /* __init__ never ran, or failed */
+        PyErr_SetString(PyExc_RuntimeError, "Splitter: not initialized");
+        return -1;
+    }
+    if (s->finished || s->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        s->finished ? "Splitter: already finished" : "Splitter: in use");
+        return -1;
+    }
+    s->busy = 1;
+    return 0;
+}
+
+/* Raise for a failure inside the split; the Splitter is unusable after it. */
+static int splitter_failed(Splitter *s) {
+    if (s->nomem) { s->finished = 1; PyErr_NoMemory(); return -1; }
+    if (s->too_many) {
+        s->finished = 1;
+        PyErr_SetString(PyExc_ValueError, "snapshot file has more than 4294967294 lines");
+        return -1;
+    }
+    return 0;
+}
+
+/* This feed's records per asset, as bytes; the buffers are emptied. */
+static PyObject *take_records(Splitter *s) {
+    PyObject *list = PyList_New(s->k);
+    if (!list) return NULL;
+    for (Py_ssize_t a = 0; a < s->k; a++) {
+        PyObject *b = PyBytes_FromStringAndSize((const char *)s->out[a].buf,
+                                                (Py_ssize_t)s->out[a].len);
+        if (!b) { Py_DECREF(list); return NULL; }
+        PyList_SET_ITEM(list, a, b);
+        s->out[a].len = 0;
+    }
+    return list;
+}
+
+/* feed(chunk: buffer) -> list[bytes]: the records (per asset, in the order of the codes)
+ * of the complete lines now read. A chunk may end anywhere, even inside a line. */
+static PyObject *splitter_feed(Splitter *s, PyObject *args) {
+    Py_buffer chunk;
+    if (!PyArg_ParseTuple(args, "y*", &chunk)) return NULL;
+    if (splitter_enter(s) < 0) { PyBuffer_Release(&chunk); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    split_data(s, chunk.buf, (size_t)chunk.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&chunk);
+    s->busy = 0;
+    if (splitter_failed(s) < 0) return NULL;
+    return take_records(s);
+}
+
+static PyObject *totals_list(Splitter *s) {
+    PyObject *list = PyList_New(s->k);
+    if (!list) return NULL;
+    for (Py_ssize_t a = 0; a < s->k; a++) {
+        unsigned char be[AMOUNT_LEN];
+        put_be128(be, s->total[a]);
+        PyObject *v = _PyLong_FromByteArray(be, sizeof be, 0, 0);
+        if (!v) { Py_DECREF(list); return NULL; }
+        PyList_SET_ITEM(list, a, v);
+    }
+    return list;
+}
+
+/* finish() -> (records, rows, accounts, totals, errors, error_count): the last line (one
+ * without a final newline), then the whole-file checks. errors are (line, field, message)
+ * tuples, the first max_errors; lists are per asset in the order of the codes. */
+static PyObject *splitter_finish(Splitter *s, PyObject *unused) {
+    if (splitter_enter(s) < 0) return NULL;
+    if (s->carry_len) {
+        split_line(s, s->carry, s->carry_stored, s->carry_len, NULL);
+        s->carry_len = s->carry_stored = 0;
+    }
+    s->busy = 0;
+    if (splitter_failed(s) < 0) return NULL;
+    s->finished = 1;
+    if (s->number == 0)
+        add_error(s, 1, F_HEADER, "empty file; expected %s", SNAP_HEADER);
+    else if (s->number == 1 && s->error_count == 0)
+        add_error(s, 2, F_LINE, "no rows: a snapshot with no accounts is stated, not uploaded");
+    if (s->nomem) return PyErr_NoMemory();
+    PyObject *records = take_records(s), *accounts = PyList_New(s->k), *totals = totals_list(s);
+    PyObject *errors = PyList_New((Py_ssize_t)s->n_errors), *result = NULL;
+    if (!records || !accounts || !totals || !errors) goto done;
+    for (Py_ssize_t a = 0; a < s->k; a++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(s->accounts[a]);
+        if (!v) goto done;
+        PyList_SET_ITEM(accounts, a, v);
+    }
+    for (size_t e = 0; e < s->n_errors; e++) {
+        PyObject *t = Py_BuildValue("(Kss)", (unsigned long long)s->errors[e].line,
+                                    FIELD_NAMES[s->errors[e].field], s->errors[e].msg);
+        if (!t) goto done;
+        PyList_SET_ITEM(errors, (Py_ssize_t)e, t);
+    }
+    result = Py_BuildValue("(OKOOOK)", records, (unsigned long long)s->rows, accounts, totals,
+                           errors, (unsigned long long)s->error_count);
+done:
+    Py_XDECREF(records);
+    Py_XDECREF(accounts);
+    Py_XDECREF(totals);
+    Py_XDECREF(errors);
+    return result;
+}
+
+static void splitter_free(Splitter *s) {
+    for (Py_ssize_t a = 0; a < s->k; a++) {
+        if (s->codes) free(s->codes[a]);
+        if (s->seen)
+            for (size_t t = 0; t < SUBTABLES; t++) free(s->seen[(size_t)a * SUBTABLES + t].slots);
+        if (s->out) free(s->out[a].buf);
+    }
+    for (size_t e = 0; e < s->n_errors; e++) free(s->errors[e].msg);
+    free(s->codes); free(s->code_len); free(s->decimals); free(s->accounts);
+    free(s->total); free(s->seen); free(s->out); free(s->errors);
+    free(s->carry);
+    s->codes = NULL; s->code_len = NULL; s->decimals = NULL; s->accounts = NULL;
+    s->total = NULL; s->seen = NULL; s->out = NULL; s->errors = NULL;
+    s->carry = NULL;
+    s->k = 0;
+    s->n_errors = s->errors_cap = 0;
+}
+
+/* Splitter(codes: list[str], decimals: list[int], secret: bytes, max_line, max_id,
+ * max_errors): the limits come from the reference module, so both read one set. */
+static int splitter_init(Splitter *s, PyObject *args, PyObject *kwds) {
+    PyObject *codes, *decimals;
+    Py_buffer secret;
+    Py_ssize_t max_line, max_id, max_errors;
+    if (!PyArg_ParseTuple(args, "O!O!y*nnn", &PyList_Type, &codes, &PyList_Type, &decimals,
+                          &secret, &max_line, &max_id, &max_errors))
+        return -1;
+    if (s->busy) {
+        PyBuffer_Release(&secret);
+        PyErr_SetString(PyExc_RuntimeError, "Splitter: in use");
+        return -1;
+    }
+    splitter_free(s);
+    Py_ssize_t k = PyList_GET_SIZE(codes);
+    int rc = -1;
+    if (PyList_GET_SIZE(decimals) != k || max_line < 1 || max_id < 1 || max_errors < 0 ||
+        secret.len < 16) {
+        PyErr_SetString(PyExc_ValueError, "Splitter: bad arguments");
+        goto out;
+    }
+    size_t n = k ? (size_t)k : 1;
+    s->codes = calloc(n, sizeof(unsigned char *));
+    s->code_len = calloc(n, sizeof(size_t));
+    s->decimals = calloc(n, sizeof(Py_ssize_t));
+    s->accounts = calloc(n, sizeof(uint64_t));
+    s->total = calloc(n, sizeof(u128));
+    s->seen = calloc(n * SUBTABLES, sizeof(dup_table));
+    s->out = calloc(n, sizeof(byte_buf));
+    s->carry_cap = (size_t)max_line + 4;  /* room for a BOM and the line end past the limit */
+    s->carry = malloc(s->carry_cap);
+    if (!s->codes || !s->code_len || !s->decimals || !s->accounts || !s->total || !s->seen || !s->out || !s->carry) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    s->k = k;
+    for (Py_ssize_t a = 0; a < k; a++) {
+        Py_ssize_t len;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(codes, a), &len);
+        if (!utf8) goto out;
+        s->codes[a] = malloc(len ? (size_t)len : 1);
+        if (!s->codes[a]) { PyErr_NoMemory(); goto out; }
+        memcpy(s->codes[a], utf8, (size_t)len);
+        s->code_len[a] = (size_t)len;
+        s->decimals[a] = PyLong_AsSsize_t(PyList_GET_ITEM(decimals, a));
+        if (s->decimals[a] == -1 && PyErr_Occurred()) goto out;
+        if (s->decimals[a] < 0) {
+            PyErr_SetString(PyExc_ValueError, "Splitter: negative decimals");
+            goto out;
+        }
+    }
+    /* HMAC-SHA256 (RFC 2104) with the key's two padded blocks absorbed here, once. */
+    unsigned char key[64] = {0}, block[64];
+    if (secret.len > 64) sha256(secret.buf, (size_t)secret.len, key);
+    else memcpy(key, secret.buf, (size_t)secret.len);
+    for (int i = 0; i < 64; i++) block[i] = key[i] ^ 0x36;
+    SHA256_Init(&s->hmac_inner);
+    SHA256_Update(&s->hmac_inner, block, 64);
+    for (int i = 0; i < 64; i++) block[i] = key[i] ^ 0x5C;
+    SHA256_Init(&s->hmac_outer);
+    SHA256_Update(&s->hmac_outer, block, 64);
+    s->max_line = (size_t)max_line;
+    s->max_id = (size_t)max_id;
+    s->max_errors = (size_t)max_errors;
+    s->carry_stored = 0;
+    s->carry_len = s->number = s->rows = s->error_count = 0;
+    s->nomem = s->too_many = s->finished = 0;
+    rc = 0;
+out:
+    PyBuffer_Release(&secret);
+    if (rc < 0) { splitter_free(s); s->finished = 1; }
+    return rc;
+}
+
+static void splitter_dealloc(Splitter *s) {
+    splitter_free(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyMethodDef splitter_methods[] = {
+    {"feed", (PyCFunction)splitter_feed, METH_VARARGS, "Split the complete lines read so far."},
+    {"finish", (PyCFunction)splitter_finish, METH_NOARGS, "The last line, then the result."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SplitterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_mstnative.Splitter",
+    .tp_basicsize = sizeof(Splitter),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Checks a liability snapshot CSV and splits it into account records per asset.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)splitter_init,
+    .tp_dealloc = (destructor)splitter_dealloc,
+    .tp_methods = splitter_methods,
+};
+
 static PyMethodDef methods[] = {
     {"levels", levels, METH_VARARGS, "Hash every level above the leaves; return the root."},
     {NULL, NULL, 0, NULL},
@@ -969,12 +1600,18 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mstnative", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__mstnative(void) {
-    if (PyType_Ready(&BuilderType) < 0) return NULL;
+    if (PyType_Ready(&BuilderType) < 0 || PyType_Ready(&SplitterType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     Py_INCREF(&BuilderType);
     if (PyModule_AddObject(m, "Builder", (PyObject *)&BuilderType) < 0) {
         Py_DECREF(&BuilderType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&SplitterType);
+    if (PyModule_AddObject(m, "Splitter", (PyObject *)&SplitterType) < 0) {
+        Py_DECREF(&SplitterType);
         Py_DECREF(m);
         return NULL;
     }
