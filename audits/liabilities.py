@@ -56,7 +56,6 @@ QUEUE_GRACE = timedelta(minutes=5)
 # Progress is written at most this often, or on this many percent more, or on a new phase.
 _PROGRESS_SECONDS = 1.0
 _PROGRESS_STEP = 5
-_READ_CHUNK = 1 << 20
 _RECORD_CHUNK = 1 << 20
 # One open sink per active asset while checking: small buffers, since there may be hundreds.
 _SINK_BUFFER = 1 << 16
@@ -289,39 +288,9 @@ def _split(
     sinks: dict[str, BinaryIO],
     read: Callable[[int], None],
 ) -> core.Split:
-    """The one call into the splitter (swapped for the chunk-based accelerator when it lands)."""
-    return core.split_snapshot(_lines(handle, read), decimals, secret, sinks)
-
-
-def _lines(handle: BinaryIO, read: Callable[[int], None]) -> Iterator[bytes]:
-    """The file's lines as a binary file iterates them (split on LF only), reporting bytes
-    read; a line far over the limit is yielded cut short (the splitter reports it as too
-    long) and never held whole in memory."""
-    limit = core.MAX_LINE_BYTES + 1
-    carry = b""
-    skipping = False
-    done = 0
-    while chunk := handle.read(_READ_CHUNK):
-        done += len(chunk)
-        start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            if end < 0:
-                break
-            if skipping:
-                skipping = False
-            else:
-                yield carry + chunk[start : end + 1]
-            carry = b""
-            start = end + 1
-        if not skipping:
-            carry += chunk[start:]
-            if len(carry) > limit:
-                yield carry[:limit]
-                carry, skipping = b"", True
-        read(done)
-    if carry and not skipping:
-        yield carry
+    """The one call into the splitter: the file in 1 MiB chunks (never a line or a row as a
+    Python object with the compiled splitter), ``read(bytes so far)`` after each."""
+    return core.split_chunks(_read_chunks(handle), decimals, secret, sinks, progress=read)
 
 
 def _read_chunks(source: BinaryIO) -> Iterator[bytes]:
