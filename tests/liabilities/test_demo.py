@@ -54,14 +54,15 @@ def test_the_demo_bundle_verifies_against_the_attestation(
     from django.contrib.auth import get_user_model
 
     platform = get_user_model().objects.get(username=operator.username)
-    path = publish_demo_liabilities(platform, tmp_path, as_of=as_of)
+    path = publish_demo_liabilities(platform, tmp_path)
+    snapshot_as_of = LiabilitySnapshot.objects.get().as_of
     # Again: the same evidence finds the same snapshot, already published.
-    assert publish_demo_liabilities(platform, tmp_path, as_of=as_of) == path
+    assert publish_demo_liabilities(platform, tmp_path, as_of=snapshot_as_of) == path
     assert LiabilitySnapshot.objects.get().status == "published"
     aapl = LiabilityTree.objects.get(asset__code="AAPLx")
     assert aapl.root_sum == 263 * 10**18 and aapl.account_count == 3
 
-    start_healthy(admin_user)
+    assert all(line.endswith("eligible (approved by admin)") for line in start_healthy(admin_user))
     attestation = attestations.issue("changed")
     envelope = tmp_path / "attestation.json"
     envelope.write_text(attestation.envelope)
