@@ -17,7 +17,7 @@ from django.urls import reverse
 from audits import liability_files
 from audits.core.bundle import BUNDLE_FORMAT
 from audits.core.liabilities import MAX_ACCOUNT_ID_BYTES, nonce_for
-from audits.core.merkle import MerkleError, extract_proof
+from audits.core.merkle import MerkleError, TreeReader
 from audits.models import Attestation, LiabilitySnapshot, LiabilityTree
 
 # How many of the newest attestations issued since a snapshot was published are searched for
@@ -58,6 +58,8 @@ _REMEMBER = 64
 def forget() -> None:
     """Drop what this process remembers (tests whose database ids start over)."""
     _PUBLISHED.clear()
+    while _READERS:
+        _READERS.popitem()[1].close()
 
 
 def _published(snapshot_id: int) -> _Published:
@@ -84,10 +86,24 @@ def _published(snapshot_id: int) -> _Published:
     return known
 
 
+# Open tree files by SHA-256, memory-mapped: a proof is then a few slices, no system call.
+_READERS: dict[str, TreeReader] = {}
+
+
+def _reader(tree: _Tree) -> TreeReader:
+    reader = _READERS.get(tree.file_sha256)
+    if reader is None:
+        path = liability_files.local_tree(tree.file_name, tree.file_sha256)
+        reader = TreeReader(path)
+        if len(_READERS) >= _REMEMBER:
+            _READERS.pop(next(iter(_READERS))).close()
+        _READERS[tree.file_sha256] = reader
+    return reader
+
+
 def _extract(tree: _Tree, **where: Any) -> dict[str, Any] | None:
-    path = liability_files.local_tree(tree.file_name, tree.file_sha256)
     try:
-        return extract_proof(path, **where)
+        return _reader(tree).proof(**where)
     except MerkleError as exc:
         if exc.field == "account_hash":  # not in this asset's tree
             return None
@@ -108,6 +124,21 @@ def proofs_by_hash(snapshot_id: int, account_hash_hex: str) -> list[dict[str, An
         if proof is not None:
             proofs.append(proof)
     return proofs
+
+
+def proofs_document(snapshot_id: int, account_hash_hex: str) -> bytes | None:
+    """The public proofs answer, as the exact JSON bytes served (by the API view and by the
+    WSGI fast path alike), or None when no tree of the published snapshot holds the hash.
+    ``account_hash_hex`` must already be 64 lower-case hex digits."""
+    proofs = proofs_by_hash(snapshot_id, account_hash_hex)
+    if not proofs:
+        return None
+    data = {
+        "snapshot": snapshot_summary(snapshot_id),
+        "account_hash": account_hash_hex,
+        "proofs": proofs,
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def snapshot_summary(snapshot_id: int) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def child(accounts: int, ncodes: int, work: Path) -> None:
     received = time.perf_counter()
     snapshot = liabilities.build(snapshot.pk)
     done = time.perf_counter()
+    rss_service = peak_rss_mb()
     assert snapshot.status == "published", (snapshot.status, snapshot.failure, snapshot.errors)
     trees = list(LiabilityTree.objects.filter(snapshot=snapshot).select_related("asset"))
     assert len(trees) == ncodes and all(t.account_count == accounts for t in trees)
@@ -123,7 +124,7 @@ def child(accounts: int, ncodes: int, work: Path) -> None:
     print(
         f"{accounts:,} accounts x {ncodes} assets ({size / 1e6:.0f} MB CSV): "
         f"upload-to-published {done - started:.2f} s (receive {received - started:.2f} s, "
-        f"build {done - received:.2f} s); peak RSS {peak_rss_mb():.0f} MB "
+        f"build {done - received:.2f} s); peak RSS {rss_service:.0f} MB "
         f"(before the snapshot: {rss_before:.0f} MB). Floors: read+SHA-256 of the file "
         f"{hash_floor:.2f} s; C tree builder alone {build_floor:.2f} s "
         f"({ncodes} x {build_floor / ncodes:.2f} s)"

@@ -120,13 +120,12 @@ class AccountProofsView(APIView):
     def get(self, request: Request, id: int, account_hash: str) -> HttpResponse:
         if not _HASH.fullmatch(account_hash):
             raise ValidationError({"account_hash": "Must be 64 hexadecimal digits."})
-        account_hash = account_hash.lower()
-        proofs = liability_proofs.proofs_by_hash(id, account_hash)
-        if not proofs:
+        body = liability_proofs.proofs_document(id, account_hash.lower())
+        if body is None:
             raise NotFound("No published snapshot of this id holds this account hash.")
-        snapshot = liability_proofs.snapshot_summary(id)
-        data = {"snapshot": snapshot, "account_hash": account_hash, "proofs": proofs}
-        return _json(data, IMMUTABLE)
+        response = HttpResponse(body, content_type="application/json")
+        response["Cache-Control"] = IMMUTABLE
+        return response
 
 
 class AccountBundleView(APIView):

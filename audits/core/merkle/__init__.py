@@ -27,7 +27,7 @@ from .format import (
 )
 from .proof import VerifyResult, format_amount, verify_proof
 from .records import decode_records, encode_accounts
-from .treefile import Layout, TreeInfo, extract_proof, tree_info
+from .treefile import Layout, TreeInfo, TreeReader, extract_proof, tree_info
 
 __all__ = [
     "FORMAT",
@@ -35,6 +35,7 @@ __all__ = [
     "Layout",
     "MerkleError",
     "TreeInfo",
+    "TreeReader",
     "VerifyResult",
     "account_hash",
     "build_tree",

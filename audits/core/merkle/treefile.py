@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,11 +59,12 @@ class Layout:
     def level_offset(self, level: int) -> int:
         if level == 0:
             return self.header_size
-        return (
-            self.header_size
-            + self.leaf_count * self.leaf_record
-            + self.node_record * sum(self.leaf_count >> h for h in range(1, level))
-        )
+        n = self.leaf_count
+        # Nodes of levels 1 .. level-1: n/2 + n/4 + ... = n - n >> (level - 1) when n is a
+        # power of two, as a tree's leaf count always is; a sum otherwise. Closed form because
+        # a proof asks for every level's offset, and the sum made that quadratic.
+        nodes = n - (n >> (level - 1)) if n & (n - 1) == 0 else sum(n >> h for h in range(1, level))
+        return self.header_size + n * self.leaf_record + self.node_record * nodes
 
     @property
     def file_size(self) -> int:
@@ -140,13 +142,18 @@ def _sums(raw: bytes) -> list[str]:
     ]
 
 
-def _find_leaf(fd: int, lay: Layout, ah: bytes) -> int:
+# How a proof reads the file: read(size, offset) -> bytes (os.pread on a descriptor, or a
+# slice of a memory map in TreeReader).
+Read = Callable[[int, int], bytes]
+
+
+def _find_leaf(read: Read, lay: Layout, ah: bytes) -> int:
     # Leaves are sorted by account_hash, so a binary search needs log2(n) 32-byte reads.
     lo, hi = 0, lay.leaf_count
     base, size = lay.level_offset(0), lay.leaf_record
     while lo < hi:
         mid = (lo + hi) // 2
-        key = os.pread(fd, HASH_LEN, base + mid * size)
+        key = read(HASH_LEN, base + mid * size)
         if key < ah:
             lo = mid + 1
         elif key > ah:
@@ -156,19 +163,19 @@ def _find_leaf(fd: int, lay: Layout, ah: bytes) -> int:
     return -1
 
 
-def _proof_at(fd: int, lay: Layout, info: TreeInfo, index: int) -> dict[str, Any]:
+def _proof_at(read: Read, lay: Layout, info: TreeInfo, index: int) -> dict[str, Any]:
     rl = lay.leaf_record
     off0 = lay.level_offset(0)
-    leaf = os.pread(fd, rl, off0 + index * rl)
+    leaf = read(rl, off0 + index * rl)
     path = []
     if lay.height > 0:
-        sib = os.pread(fd, rl, off0 + (index ^ 1) * rl)
+        sib = read(rl, off0 + (index ^ 1) * rl)
         # Level 0 stores the leaf hash preimage (account_hash | balances), not the hash.
         sib_hash = _sha256(LEAF_TAG + sib).digest()
         path.append({"hash": sib_hash.hex(), "sums": _sums(sib[HASH_LEN:])})
     rn = lay.node_record
     for h in range(1, lay.height):
-        rec = os.pread(fd, rn, lay.level_offset(h) + ((index >> h) ^ 1) * rn)
+        rec = read(rn, lay.level_offset(h) + ((index >> h) ^ 1) * rn)
         path.append({"hash": rec[:HASH_LEN].hex(), "sums": _sums(rec[HASH_LEN:])})
     return {
         "format": FORMAT,
@@ -182,6 +189,33 @@ def _proof_at(fd: int, lay: Layout, info: TreeInfo, index: int) -> dict[str, Any
         },
         "path": path,
     }
+
+
+def _locate(
+    read: Read,
+    lay: Layout,
+    account_id: str | None,
+    nonce: bytes | None,
+    account_hash_: bytes | None,
+    index: int | None,
+) -> int:
+    if account_id is not None:
+        if nonce is None:
+            raise MerkleError(account_id, "nonce", "needed to locate the account")
+        account_hash_ = account_hash(account_id, nonce)
+    if account_hash_ is not None:
+        index = _find_leaf(read, lay, bytes(account_hash_))
+        if index < 0:
+            raise MerkleError(account_id, "account_hash", "not in this tree")
+    if index is None or not 0 <= index < lay.leaf_count:
+        raise MerkleError(account_id, "index", f"no leaf {index!r} in this tree")
+    return index
+
+
+def _with_account(proof: dict[str, Any], account_id: str | None, nonce: bytes | None) -> dict:
+    if account_id is not None and nonce is not None:
+        proof["account"] = {"id": account_id, "nonce": bytes(nonce).hex()}
+    return proof
 
 
 def extract_proof(
@@ -199,19 +233,44 @@ def extract_proof(
     fd = os.open(path, os.O_RDONLY)
     try:
         lay, info = read_header(fd)
-        if account_id is not None:
-            if nonce is None:
-                raise MerkleError(account_id, "nonce", "needed to locate the account")
-            account_hash_ = account_hash(account_id, nonce)
-        if account_hash_ is not None:
-            index = _find_leaf(fd, lay, bytes(account_hash_))
-            if index < 0:
-                raise MerkleError(account_id, "account_hash", "not in this tree")
-        if index is None or not 0 <= index < lay.leaf_count:
-            raise MerkleError(account_id, "index", f"no leaf {index!r} in this tree")
-        proof = _proof_at(fd, lay, info, index)
+
+        def read(size: int, offset: int) -> bytes:
+            return os.pread(fd, size, offset)
+
+        leaf = _locate(read, lay, account_id, nonce, account_hash_, index)
+        proof = _proof_at(read, lay, info, leaf)
     finally:
         os.close(fd)
-    if account_id is not None and nonce is not None:
-        proof["account"] = {"id": account_id, "nonce": bytes(nonce).hex()}
-    return proof
+    return _with_account(proof, account_id, nonce)
+
+
+class TreeReader:
+    """A tree file kept open and memory-mapped, for a process that serves many proofs from it:
+    the header is checked once, and a proof is then a few slices of the map (no system call),
+    the same dict as ``extract_proof`` gives. The file must not change while open (tree files
+    are content-addressed and written once)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.layout, self.info = read_header(fd)
+            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+
+    def _read(self, size: int, offset: int) -> bytes:
+        return self._map[offset : offset + size]
+
+    def proof(
+        self,
+        *,
+        account_id: str | None = None,
+        nonce: bytes | None = None,
+        account_hash_: bytes | None = None,
+        index: int | None = None,
+    ) -> dict[str, Any]:
+        leaf = _locate(self._read, self.layout, account_id, nonce, account_hash_, index)
+        return _with_account(_proof_at(self._read, self.layout, self.info, leaf), account_id, nonce)
+
+    def close(self) -> None:
+        self._map.close()
