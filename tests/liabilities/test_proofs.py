@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from audits import liability_proofs
 from audits.core.bundle import check_attested, check_bundle
-from audits.core.merkle import verify_proof
+from audits.core.merkle import TreeReader, verify_proof
 from audits.models import Custodian, CustodianUser, LiabilitySnapshot, PlatformOperator
 from tests.liabilities.trees import PUBLISHED, attest, hash_of, liability_storage, publish
 
@@ -58,18 +58,28 @@ def test_only_published_snapshots_give_proofs(snapshot):
 
 def test_a_proof_takes_a_handful_of_reads(snapshot, monkeypatch, liability_storage):
     big = publish({"TSLAx": {f"u-{n}": n for n in range(1000)}})
-    reads = []
-    real = os.pread
+    preads, slices = [], []
+    real_pread, real_read = os.pread, TreeReader._read
 
-    def counting(fd, size, offset):
-        reads.append(size)
-        return real(fd, size, offset)
+    def counting_pread(fd, size, offset):
+        preads.append(size)
+        return real_pread(fd, size, offset)
 
-    monkeypatch.setattr(os, "pread", counting)
+    def counting_read(self, size, offset):
+        slices.append(size)
+        return real_read(self, size, offset)
+
+    monkeypatch.setattr(os, "pread", counting_pread)
+    monkeypatch.setattr(TreeReader, "_read", counting_read)
     (proof,) = liability_proofs.proofs_by_hash(big.pk, hash_of(big, "u-77"))
     assert verify_proof(proof).balances == (77,)
-    # Header (3), binary search (<= log2(1024) + 1), leaf and one record per level (11).
-    assert len(reads) <= 3 + 11 + 11, len(reads)
+    # Opening the file reads its header (3); then the binary search (<= log2(1024) + 1),
+    # the leaf and one record per level (11), as slices of the memory map.
+    assert len(preads) <= 3 and len(slices) <= 11 + 11, (preads, slices)
+    preads.clear(), slices.clear()
+    (again,) = liability_proofs.proofs_by_hash(big.pk, hash_of(big, "u-78"))
+    assert verify_proof(again).balances == (78,)
+    assert preads == [] and len(slices) <= 11 + 11  # the file stays open and mapped
 
 
 def test_bundle_holds_every_asset_with_the_account_and_verifies(snapshot):
