@@ -11,6 +11,21 @@ from audits.models import Custodian, CustodianUser
 pytest_plugins = ["tests.webpage"]
 
 
+@pytest.fixture
+def liability_storage(settings, tmp_path):
+    """Liability uploads, tree files and their read cache in the test's own directory
+    (setting STORAGES resets Django's storages)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "liabilities": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "liabilities")},
+        },
+    }
+    settings.LIABILITY_CACHE_DIR = tmp_path / "tree-cache"
+    return tmp_path
+
+
 @pytest.fixture(autouse=True)
 def _forget_published_snapshots():
     """The proof service remembers published snapshots by id for the life of a process; a

@@ -22,18 +22,10 @@ GOOD = (
 
 
 @pytest.fixture(autouse=True)
-def liability_storage(settings, tmp_path):
-    """Uploads and trees in a temp directory (setting STORAGES resets Django's storages)."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "liabilities": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "store")},
-        },
-    }
-    settings.LIABILITY_CACHE_DIR = tmp_path / "cache"
-    settings.VAR_DIR = tmp_path / "var"
-    return tmp_path
+def _liabilities_in_tmp(liability_storage, settings):
+    """Every test here keeps its liability files (and the spool under VAR_DIR) to itself."""
+    settings.VAR_DIR = liability_storage / "var"
+    return liability_storage
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def test_too_large_is_413_and_stores_nothing(operator_api, settings, liability_s
     assert response.status_code == 413
     assert response.json()["type"].endswith("/file-too-large")
     assert not LiabilitySnapshot.objects.exists()
-    store = liability_storage / "store"
+    store = liability_storage / "liabilities"
     assert not store.exists() or not any(store.rglob("*.csv"))
 
 

@@ -16,9 +16,7 @@ import pytest
 from audits import liability_proofs
 from audits.core import verify as cli
 from tests.attestation.helpers import jwk_entry, jwks_of
-from tests.liabilities.trees import KEY, KID, attest, liability_storage, publish
-
-__all__ = ["liability_storage"]
+from tests.liabilities.trees import KEY, KID, attest, publish
 
 pytestmark = pytest.mark.django_db
 

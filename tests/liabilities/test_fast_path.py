@@ -11,7 +11,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
 from audits.fast_proofs import ProofFastPath
-from tests.liabilities.trees import hash_of, liability_storage, publish  # noqa: F401
+from tests.liabilities.trees import hash_of, publish
 
 BALANCES = {"AAPLx": {"u-1": 12_000_000, "u-2": 3}, "MSFTx": {"u-1": 5}}
 
@@ -59,7 +59,7 @@ def _keep_the_test_database_open():
 
 
 @pytest.fixture
-def proof_url(liability_storage, settings, db):  # noqa: F811
+def proof_url(liability_storage, settings, db):
     settings.ALLOWED_HOSTS = ["testserver"]
     settings.SECURE_SSL_REDIRECT = False
     snapshot = publish(BALANCES)

@@ -15,9 +15,7 @@ from audits import liability_proofs
 from audits.core.bundle import check_attested, check_bundle
 from audits.core.merkle import TreeReader, verify_proof
 from audits.models import Custodian, CustodianUser, LiabilitySnapshot, PlatformOperator
-from tests.liabilities.trees import PUBLISHED, attest, hash_of, liability_storage, publish
-
-__all__ = ["liability_storage"]
+from tests.liabilities.trees import PUBLISHED, attest, hash_of, publish
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +54,7 @@ def test_only_published_snapshots_give_proofs(snapshot):
     assert liability_proofs.proofs_by_hash(snapshot.pk + 100, wanted) == []
 
 
-def test_a_proof_takes_a_handful_of_reads(snapshot, monkeypatch, liability_storage):
+def test_a_proof_takes_a_handful_of_reads(snapshot, monkeypatch):
     big = publish({"TSLAx": {f"u-{n}": n for n in range(1000)}})
     preads, slices = [], []
     real_pread, real_read = os.pread, TreeReader._read
@@ -117,7 +115,7 @@ def test_bundle_names_the_newest_attestation_of_its_roots(snapshot):
     assert [(i.code, i.balance, i.total) for i in included] == [("AAPLx", 12_000_000, 263_000_000)]
 
 
-def test_bundle_skips_an_attestation_of_other_roots(snapshot, liability_storage):
+def test_bundle_skips_an_attestation_of_other_roots(snapshot):
     attest(snapshot, change=lambda p: p["assets"][0]["liabilities"].update(root_hash="00" * 32))
     assert liability_proofs.bundle(snapshot.pk, "u-1")["attestation"] is None
 

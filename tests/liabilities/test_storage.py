@@ -112,7 +112,7 @@ def test_local_directory_by_default(
     operator, settings, liability_storage, django_capture_on_commit_callbacks
 ):
     built = _build(operator, django_capture_on_commit_callbacks)
-    store = liability_storage / "store"
+    store = liability_storage / "liabilities"
     assert (store / built.raw_name).read_bytes() == GOOD
     for tree in built.trees.all():
         assert hashlib.sha256((store / tree.file_name).read_bytes()).hexdigest() == tree.file_sha256

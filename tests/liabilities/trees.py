@@ -14,10 +14,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from django.contrib.auth import get_user_model
 
-from audits import liability_files, liability_proofs
+from audits import liability_files
 from audits.core import attestation as core
 from audits.core.liabilities import nonce_for
 from audits.core.merkle import Asset as TreeAsset
@@ -38,23 +37,6 @@ KEY = seeded_key(12)
 KID = core.key_id(KEY.public_key())
 # Real ISINs with valid check digits, one per test asset.
 ISINS = {"AAPLx": "US0378331005", "MSFTx": "US5949181045", "TSLAx": "US88160R1014"}
-
-
-@pytest.fixture
-def liability_storage(settings, tmp_path):
-    """Tree files and their cache in the test's own directory."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "liabilities": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "liabilities")},
-        },
-    }
-    settings.LIABILITY_CACHE_DIR = tmp_path / "tree-cache"
-    # Snapshot ids start over with the test database: forget the last test's snapshots.
-    liability_proofs.forget()
-    yield tmp_path
-    liability_proofs.forget()
 
 
 def asset(code: str, decimals: int = 6) -> Asset:

@@ -18,10 +18,8 @@ import pytest
 from audits import liability_proofs
 from audits.core.bundle import BundleInvalid, check_attested, check_bundle
 from audits.core.merkle import verify_proof
-from tests.liabilities.trees import KID, attest, liability_storage, publish
+from tests.liabilities.trees import KID, attest, publish
 from tests.webpage import DESKTOP, PHONE, assert_clean, axe, no_sideways_scroll, serious
-
-__all__ = ["liability_storage"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
