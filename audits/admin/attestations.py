@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from audits import attestation_keys
 from audits.admin.readonly import ReadOnlyAdmin
+from audits.admin.reconciliation import ReasonForm
 from audits.models import Attestation, AttestationKey
 
 _ATTESTATION_FIELDS = ("sequence", "issued_at", "reason", "key", "previous", "payload_sha256",
@@ -92,19 +93,13 @@ class AttestationAdmin(ReadOnlyAdmin):
         )
 
 
-class KeyChangeForm(forms.Form):
+class KeyChangeForm(ReasonForm):
     when = forms.DateTimeField(
         required=False,
         label="From (UTC)",
         help_text="Blank: now. Format 2026-11-29 17:00:00.",
     )
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("Say why.")
-        return reason
+    field_order = ["when", "reason"]
 
 
 _RETIRE_INTRO = (

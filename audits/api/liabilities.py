@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from audits import liabilities, liability_files
-from audits.api.problems import problem_response
+from audits.api.problems import file_too_large
 from audits.api.statements import OffsetDateTimeField
 from audits.models import LiabilitySnapshot, LiabilityTree
 from audits.permissions import IsOperatorOrAdmin
@@ -180,14 +180,7 @@ class LiabilitySnapshotViewSet(
 
     @staticmethod
     def _too_large(size: int) -> Response:
-        limit = settings.LIABILITY_MAX_UPLOAD
-        return problem_response(
-            413,
-            "File too large",
-            f"file: the file is {size} bytes; the limit is {limit} bytes.",
-            "file-too-large",
-            errors=[{"field": "file", "message": f"Larger than the {limit}-byte limit."}],
-        )
+        return file_too_large(size, settings.LIABILITY_MAX_UPLOAD)
 
     @extend_schema(
         responses={

@@ -108,3 +108,14 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return problem_response(
         response.status_code, title, str(detail), slug, instance=instance, headers=headers
     )
+
+
+def file_too_large(size: int, limit: int):
+    """413 for an upload over ``limit`` bytes (statements and liability snapshots alike)."""
+    return problem_response(
+        413,
+        "File too large",
+        f"file: the file is {size} bytes; the limit is {limit} bytes.",
+        "file-too-large",
+        errors=[{"field": "file", "message": f"Larger than the {limit}-byte limit."}],
+    )

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from audits import statements
-from audits.api.problems import problem_response
+from audits.api.problems import file_too_large, problem_response
 from audits.choices import StatementFormat, StatementStatus
 from audits.core.custodian_signatures import SIGNATURE_HEADER
 from audits.core.statement_formats import RESERVE_BALANCE_TYPES
@@ -405,14 +405,7 @@ class StatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     @staticmethod
     def _too_large(size: int) -> Response:
-        limit = settings.MAX_UPLOAD_BYTES
-        return problem_response(
-            413,
-            "File too large",
-            f"file: the file is {size} bytes; the limit is {limit} bytes.",
-            "file-too-large",
-            errors=[{"field": "file", "message": f"Larger than the {limit}-byte limit."}],
-        )
+        return file_too_large(size, settings.MAX_UPLOAD_BYTES)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"], url_path="raw")

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from audits.core.attestation import AttestationInvalid, subject_names_for, verify
+from audits.core.attestation import AttestationInvalid, Verified, subject_names_for, verify
 from audits.core.bundle import BundleInvalid, check_attested, check_bundle, plain_amount
 from audits.core.merkle.proof import VerifyResult, format_amount, verify_proof
 
@@ -147,6 +147,16 @@ def _text(value: Any) -> str:
     return escaped(json.dumps(value, ensure_ascii=True, sort_keys=True))
 
 
+def _verified_attestation(opts: dict[str, Any]) -> Verified:
+    """The --attestation envelope verified against --keys (and --previous, if given)."""
+    envelope = _read_json(opts["attestation"], "attestation")
+    jwks = _read_json(opts["keys"], "keys")
+    previous = None
+    if opts["previous"] is not None:
+        previous = _read_json(opts["previous"], "previous attestation")
+    return verify(envelope, jwks, previous=previous)
+
+
 def attestation_report(opts: dict[str, Any]) -> tuple[bool, list[str]]:
     """Verify an attestation; the lines describe only what verified, the verdict last.
 
@@ -154,12 +164,7 @@ def attestation_report(opts: dict[str, Any]) -> tuple[bool, list[str]]:
     an unverified attestation's figures are not worth printing.
     """
     try:
-        envelope = _read_json(opts["attestation"], "attestation")
-        jwks = _read_json(opts["keys"], "keys")
-        previous = None
-        if opts["previous"] is not None:
-            previous = _read_json(opts["previous"], "previous attestation")
-        result = verify(envelope, jwks, previous=previous)
+        result = _verified_attestation(opts)
         evidence = [(name, _file_digest(name)) for name in opts["evidence"]]
     except AttestationInvalid as exc:
         return False, [f"INVALID: {escaped(exc.reason)}"]
@@ -195,7 +200,7 @@ def attestation_report(opts: dict[str, Any]) -> tuple[bool, list[str]]:
     prev = predicate["previous"]
     if prev is None:
         lines.append("previous: none (first)")
-    elif previous is not None:
+    elif opts["previous"] is not None:
         lines.append(f"previous: {prev} (checked)")  # sha256:<64 hex>, checked by verify
     else:
         lines.append(f"previous: {prev} (not checked: give --previous)")
@@ -247,12 +252,7 @@ def bundle_report(opts: dict[str, Any]) -> tuple[bool, list[str]]:
         for (code, dec), bal in zip(r.assets, r.balances, strict=True):
             lines.append(f"balance:  {format_amount(bal, dec)} {quoted(code)} (proof recomputed)")
     try:
-        envelope = _read_json(opts["attestation"], "attestation")
-        jwks = _read_json(opts["keys"], "keys")
-        previous = None
-        if opts["previous"] is not None:
-            previous = _read_json(opts["previous"], "previous attestation")
-        verified = verify(envelope, jwks, previous=previous)
+        verified = _verified_attestation(opts)
     except AttestationInvalid as exc:
         lines.append(f"INVALID: attestation: {escaped(exc.reason)}")
         return False, lines
