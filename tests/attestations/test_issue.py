@@ -6,20 +6,20 @@ import base64
 import hashlib
 import itertools
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connection, transaction
 
 from audits import attestation_keys, attestations
 from audits.core import attestation as core
 from audits.models import Attestation, AttestationKey, CustodianStatement, RawDocument
 from audits.models.statements import ImmutableError
 from audits.tasks import issue_attestation
+from tests.threads import race
 
 from .conftest import NOW, World, public_key_of, reconcile, statement_of, verify_both
 
@@ -204,25 +204,12 @@ def test_threads_racing_give_a_gapless_chain(admin_user, key_file):
     world = World(admin_user)
     world.backed()
     reconcile(world)
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
 
-    def run() -> None:
-        try:
-            start.wait()
-            for _ in range(4):
-                attestations.issue("heartbeat")
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def issue_four() -> None:
+        for _ in range(4):
+            attestations.issue("heartbeat")
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors
+    race(issue_four)
     chain = list(Attestation.objects.order_by("sequence"))
     assert [a.sequence for a in chain] == list(range(1, 9))
     jwks = attestation_keys.jwks()

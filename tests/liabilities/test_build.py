@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,6 +16,7 @@ from audits.core.merkle import Asset as TreeAsset
 from audits.core.merkle import build_tree, extract_proof, verify_proof
 from audits.models import Asset, LiabilitySnapshot, LiabilityTree
 from tests.liabilities.conftest import AS_OF, GOOD, chunks
+from tests.threads import race
 
 Status = LiabilitySnapshot.Status
 
@@ -167,19 +167,7 @@ def test_two_threads_build_once(operator):
     if connection.vendor == "sqlite":
         pytest.skip("SQLite serialises writers; the PostgreSQL run races two threads")
     snapshot, _ = receive(operator, GOOD)
-    results = []
-
-    def run():
-        try:
-            results.append(liabilities.build(snapshot.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    race(lambda: liabilities.build(snapshot.pk))
     snapshot.refresh_from_db()
     assert snapshot.status == Status.PUBLISHED and snapshot.attempts == 1
     assert LiabilityTree.objects.filter(snapshot=snapshot).count() == 2

@@ -8,12 +8,11 @@ nothing behind.
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
 from celery import current_app
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from audits import eligibility
 from audits.models import (
@@ -29,6 +28,7 @@ from audits.models import (
 from audits.reconciliation import reconcile_assets
 from audits.triggers import RECONCILE_TASK, ensure_eligibility_rows
 from tests.celery_worker import WorkerProcess, wait_for
+from tests.threads import race
 
 from .seed import manual_reading, seed_assets
 
@@ -88,25 +88,12 @@ def test_two_workers_racing_store_one_reconciliation_per_input(two_workers):
 def test_threads_racing_store_one_reconciliation():
     (asset,) = seed_assets(1, prefix="T")
     ensure_eligibility_rows([asset.pk])
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
 
-    def run() -> None:
-        try:
-            start.wait()
-            for _ in range(3):
-                reconcile_assets([asset.pk])
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def reconcile_three_times() -> None:
+        for _ in range(3):
+            reconcile_assets([asset.pk])
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors
+    race(reconcile_three_times)
     (only,) = Reconciliation.objects.filter(asset=asset)
     assert only.checks == 6
     assert ReconciledStatement.objects.filter(reconciliation=only).count() == 2
