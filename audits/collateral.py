@@ -92,6 +92,11 @@ class Collateral:
         return self.reconciliation.shortfall_bps if self.reconciliation else None
 
     @property
+    def coverage(self) -> Decimal | None:
+        """Reserves divided by users' balances, if a liability snapshot was counted."""
+        return plain(self.reconciliation.coverage) if self.reconciliation else None
+
+    @property
     def evidence_as_of(self) -> datetime | None:
         return self.reconciliation.evidence_as_of if self.reconciliation else None
 

@@ -55,6 +55,11 @@ class CollateralSerializer(serializers.Serializer):
     shortfall_bps = serializers.IntegerField(
         allow_null=True, help_text="Shortfall of reserves against supply, bps rounded up."
     )
+    liabilities = _amount(
+        "Users' balances in whole tokens: the root sum of the newest published liability "
+        "snapshot's tree (null: no snapshot)."
+    )
+    coverage = _amount("Reserves divided by liabilities, rounded down to 8 places.")
     evidence_as_of = serializers.DateTimeField(
         allow_null=True, help_text="The oldest statement as-of the reserves rest on."
     )
@@ -139,6 +144,8 @@ FEED_EXAMPLE = {
             "reserves": "99875",
             "supply": "100000",
             "shortfall_bps": 13,
+            "liabilities": "263",
+            "coverage": "379.75285171",
             "evidence_as_of": "2026-11-27T21:00:00Z",
             "computed_at": "2026-11-29T15:04:00Z",
             "last_checked_at": "2026-11-29T15:12:00Z",

@@ -8,7 +8,7 @@ import json
 import pytest
 from stdnum import isin as stdnum_isin
 
-from audits import eligibility
+from audits import eligibility, reconciliation
 from audits.models import Asset, Eligibility, Reconciliation
 from tests.collateral.conftest import APPLE, MICROSOFT, NVIDIA
 
@@ -60,6 +60,8 @@ def test_fields_and_values(api, three):
         "reserves": "1000",
         "supply": "1000",
         "shortfall_bps": 0,
+        "liabilities": None,
+        "coverage": None,
         "evidence_as_of": latest.evidence_as_of.isoformat().replace("+00:00", "Z"),
         "computed_at": latest.computed_at.isoformat().replace("+00:00", "Z"),
         "last_checked_at": latest.checked_at.isoformat().replace("+00:00", "Z"),
@@ -163,3 +165,19 @@ def test_schema_documents_the_feed(api):
     assert fields["reserves"]["type"] == "string"
     assert "/api/v1/collateral/events" in schema["paths"]
     assert json.dumps(schema)  # serialisable
+
+
+@pytest.mark.django_db
+def test_users_balances_and_coverage_once_a_snapshot_is_counted(api, three):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.reconciliation.liability_seed import publish
+
+    apple, _ = three
+    publish({apple: 250 * 10**apple.decimals}, timezone.now() - timedelta(hours=1))
+    reconciliation.reconcile_assets([apple.pk])
+    a = by_code(api.get(URL))["AAPLx"]
+    assert (a["liabilities"], a["coverage"]) == ("250", "4")
+    assert a["status"] == "healthy"

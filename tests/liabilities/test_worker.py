@@ -93,7 +93,10 @@ def test_worker_killed_mid_build_publishes_nothing_then_sweep_rebuilds(
             (b := operator_api.get(url).json())["status"] == "checking" and b["progress"] > 0 and b
         )
     )
-    assert seen["phase"] == "checking" and 0 < seen["progress"] < 100
+    # With the compiled splitter the check is over in a blink: the kill may land while the
+    # rows are checked or while a tree is built; either way mid-build.
+    assert seen["phase"] == "checking" or seen["phase"].startswith("building "), seen
+    assert 0 < seen["progress"] < 100
     os.kill(first.proc.pid, signal.SIGKILL)
     first.proc.wait(timeout=10)
     spool = liabilities.liability_files.spool_dir()
