@@ -272,11 +272,8 @@ def issue_if_due(now: datetime | None = None) -> Attestation | None:
     return _issue(now, None)
 
 
-def _issue(now: datetime | None, reason: str | None) -> Attestation | None:
-    now = (now or timezone.now()).replace(microsecond=0)
-    # The key first: a missing or unreadable key fails before anything is locked or written.
-    key = attestation_keys.signing_key(now)
-    # Never sign what verifiers would refuse for the key's validity window.
+def _check_window(key: attestation_keys.SigningKey, now: datetime) -> None:
+    """Never sign what verifiers would refuse for the key's validity window."""
     if (
         key.record.revoked_at is not None
         or now < key.record.not_before
@@ -286,10 +283,24 @@ def _issue(now: datetime | None, reason: str | None) -> Attestation | None:
             f"{attestation_keys.ENV_VAR}: the first key ({key.kid}) is revoked or not valid "
             "at this time; put a valid key first."
         )
+
+
+def _issue(asked: datetime | None, reason: str | None) -> Attestation | None:
+    now = (asked or timezone.now()).replace(microsecond=0)
+    # The key first: a missing or unreadable key fails before anything is locked or written.
+    key = attestation_keys.signing_key(now)
+    _check_window(key, now)
     with transaction.atomic():
         EventCounter.objects.get_or_create(name=COUNTER)
         EventCounter.objects.select_for_update().get(name=COUNTER)
         previous = latest()
+        # The time is read again under the lock, and never before the previous attestation's:
+        # a worker that waited for the lock would otherwise sign an issued_at earlier than the
+        # attestation it now follows, and verifiers refuse that chain link.
+        now = (asked or timezone.now()).replace(microsecond=0)
+        if previous is not None and now < previous.issued_at:
+            now = previous.issued_at
+        _check_window(key, now)
         if reason is None:
             reason = should_issue(now, previous)
             if reason is None:

@@ -216,3 +216,16 @@ def test_threads_racing_give_a_gapless_chain(admin_user, key_file):
     for before, after in itertools.pairwise(chain):
         assert after.previous_id == before.pk
         verify_both(after, jwks, key_file, previous=before)
+
+
+def test_an_attestation_is_never_issued_before_the_one_it_follows(world, key_file):
+    # A worker that read the clock, then waited for the issuing lock while another issued:
+    # its attestation must not claim an earlier time than the one it now follows (the
+    # verifier refuses such a chain link). Found by the thread race on SQLite.
+    world.backed()
+    reconcile(world)
+    attestations.issue("changed", NOW)
+    first = attestations.issue("heartbeat", NOW + timedelta(hours=1))
+    second = attestations.issue("heartbeat", NOW + timedelta(minutes=30))  # a stale clock read
+    assert second.issued_at == first.issued_at
+    verify_both(second, attestation_keys.jwks(), key_file, previous=first)
