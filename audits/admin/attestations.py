@@ -10,14 +10,13 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from audits import attestation_keys
-from audits.admin.readonly import ReadOnlyAdmin
+from audits.admin.readonly import ReadOnlyAdmin, confirmation_page
 from audits.admin.reconciliation import ReasonForm
 from audits.models import Attestation, AttestationKey
 
@@ -155,18 +154,10 @@ class AttestationKeyAdmin(ReadOnlyAdmin):
                         messages.WARNING,
                     )
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "intro": intro,
-            "rows": list(queryset),
-            "form": form,
-            "action": action,
-            "opts": self.model._meta,
-            "media": self.media,
-            "action_checkbox_name": ACTION_CHECKBOX_NAME,
-        }
-        return render(request, "admin/audits/attestation_key_confirm.html", context)
+        return confirmation_page(
+            self, request, "admin/audits/attestation_key_confirm.html", title=title, intro=intro,
+            rows=list(queryset), form=form, action=action,
+        )  # fmt: skip
 
     @admin.action(description="Retire selected keys (asks for a time and a reason)",
                   permissions=["lifecycle"])  # fmt: skip

@@ -11,15 +11,13 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from audits import eligibility, reconciliation
-from audits.admin.readonly import ReadOnlyAdmin
+from audits.admin.readonly import ReadOnlyAdmin, confirmation_page
 from audits.models import Asset, Eligibility, EligibilityEvent, Reconciliation
 from audits.statements import plain_decimal
 from audits.triggers import ensure_eligibility_rows
@@ -296,18 +294,11 @@ class EligibilityAdmin(ReadOnlyAdmin):
             if done:
                 self.message_user(request, f"{title}: {done} asset(s).", messages.SUCCESS)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "intro": intro,
-            "rows": list(queryset.select_related("asset__policy", "latest", "frozen_by")),
-            "form": form,
-            "action": action,
-            "opts": self.model._meta,
-            "media": self.media,
-            "action_checkbox_name": ACTION_CHECKBOX_NAME,
-        }
-        return render(request, "admin/audits/eligibility_confirm.html", context)
+        rows = list(queryset.select_related("asset__policy", "latest", "frozen_by"))
+        return confirmation_page(
+            self, request, "admin/audits/eligibility_confirm.html", title=title, intro=intro,
+            rows=rows, form=form, action=action,
+        )  # fmt: skip
 
     @admin.action(description="Freeze selected assets (asks for a reason)",
                   permissions=["transition"])  # fmt: skip

@@ -7,22 +7,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from decimal import Decimal
 
 import pytest
 
-from audits import attestation_keys, attestations, statements, supply
+from audits import attestation_keys, attestations
 from audits.demo import (
-    DEMO_HOLDINGS,
-    DEMO_MINTS,
-    demo_as_of,
-    demo_csv,
     ensure_operator,
     publish_demo_liabilities,
     start_healthy,
 )
-from audits.models import Custodian, LiabilitySnapshot, LiabilityTree, TokenDeployment
+from audits.models import LiabilitySnapshot, LiabilityTree
 from tests.attestations.conftest import key_file  # noqa: F401 (fixture)
+from tests.demo_evidence import report_demo_evidence
 
 pytestmark = pytest.mark.django_db
 
@@ -40,17 +36,7 @@ def test_the_demo_bundle_verifies_against_the_attestation(
     tmp_path,
 ):
     operator = ensure_operator(tmp_path / "platform.txt")
-    as_of = demo_as_of()
-    for lei in DEMO_HOLDINGS:
-        statements.submit_statement(
-            custodian=Custodian.objects.get(lei=lei), user=admin_user, raw=demo_csv(lei),
-            fmt="csv", as_of=as_of,
-        )  # fmt: skip
-    for deployment in TokenDeployment.objects.select_related("asset", "chain"):
-        amount = DEMO_MINTS[deployment.asset.code][deployment.chain.chain_id]
-        supply.record_manual_supply(
-            deployment, Decimal(amount), reference="demo issuer report", entered_by=admin_user
-        )
+    report_demo_evidence(admin_user)
     from django.contrib.auth import get_user_model
 
     platform = get_user_model().objects.get(username=operator.username)

@@ -4,14 +4,12 @@ AA violation, nothing to scroll sideways, at desktop and phone width."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
-from audits import attestations, statements, supply
-from audits.demo import DEMO_HOLDINGS, DEMO_MINTS, demo_as_of, demo_csv, start_healthy
-from audits.models import Custodian, TokenDeployment
+from audits import attestations
+from audits.demo import start_healthy
 from tests.attestations.conftest import key_file  # noqa: F401 (fixture)
+from tests.demo_evidence import report_demo_evidence
 from tests.webpage import DESKTOP, PHONE, assert_clean, axe, no_sideways_scroll, serious
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,17 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def reconciled(demo, admin_user, key_file):  # noqa: F811
     """The demo custodians report, the issuer reports the minted supply, the assets are
     brought to eligible as `rundemo` does, and two attestations are signed."""
-    as_of = demo_as_of()
-    for lei in DEMO_HOLDINGS:
-        statements.submit_statement(
-            custodian=Custodian.objects.get(lei=lei), user=admin_user, raw=demo_csv(lei),
-            fmt="csv", as_of=as_of,
-        )  # fmt: skip
-    for deployment in TokenDeployment.objects.select_related("asset", "chain"):
-        amount = DEMO_MINTS[deployment.asset.code][deployment.chain.chain_id]
-        supply.record_manual_supply(
-            deployment, Decimal(amount), reference="demo issuer report", entered_by=admin_user
-        )
+    report_demo_evidence(admin_user)
     start_healthy(admin_user)
     attestations.issue("changed")
     attestations.issue("heartbeat")
